@@ -1,0 +1,1 @@
+"""Baselines the results tables compare against."""

@@ -1,0 +1,264 @@
+"""Dataclass configs for every stage, and the presets `tiny`, `quick` and `paper`.
+
+One code path serves all three presets; only the numbers differ. Every field carries a
+one-line docstring (tyro shows it as the CLI help).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import os
+
+ENV_NAMES = ("carracing",)
+PRESET_NAMES = ("tiny", "quick", "paper")
+
+
+class ConfigError(ValueError):
+    """An invalid option: unknown preset or environment, or an out-of-range value."""
+
+
+def default_workers() -> int:
+    """Number of worker processes by default: the usable cores."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class CollectConfig:
+    """Random-policy data collection in the real environment."""
+
+    episodes: int = 10_000
+    """Number of episodes (shards) to collect."""
+    max_steps: int = 1000
+    """Steps per episode at most (the environment's own limit is 1000 for CarRacing)."""
+    policy: Literal["brownian", "iid", "held"] = "brownian"
+    """Random policy: `iid` uniform, `brownian` smoothed random walk, `held` actions held 1-10 steps."""
+    workers: int = field(default_factory=default_workers)
+    """Worker processes (default: the usable cores)."""
+    seed: int = 0
+    """Episode i uses env seed `seed + i`."""
+
+
+@dataclass
+class VAEConfig:
+    """ConvVAE (V) and its training."""
+
+    z_dim: int = 32
+    """Latent size."""
+    epochs: int = 10
+    """Passes over the frames."""
+    batch_size: int = 100
+    """Frames per batch."""
+    lr: float = 1e-4
+    """Adam learning rate."""
+    kl_tolerance: float = 0.5
+    """Free bits per latent dimension: KL term is max(KL, kl_tolerance * z_dim). 0 disables."""
+    shuffle_shards: int = 16
+    """Episodes held in the shuffle buffer at once (bounds memory)."""
+    frame_stride: int = 1
+    """Use every n-th frame of each episode for training (1 = all)."""
+    seed: int = 0
+    """Seed for initialisation and shuffling."""
+
+
+@dataclass
+class RNNConfig:
+    """MDN-RNN (M) and its training."""
+
+    hidden: int = 256
+    """LSTM hidden size."""
+    n_gaussians: int = 5
+    """Mixture components K."""
+    layout: Literal["shared", "per_dim"] = "per_dim"
+    """Mixture weights: one set of K shared by all z dims (ctallec) or K per dim (original)."""
+    seq_len: int = 999
+    """Training sequence length (chunks of episodes)."""
+    batch_size: int = 100
+    """Sequences per batch."""
+    epochs: int = 40
+    """Passes over the encoded episodes (sequence chunks)."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+    reward_weight: float = 1.0
+    """Weight of the reward MSE in the loss."""
+    done_weight: float = 1.0
+    """Weight of the done BCE in the loss."""
+    done_pos_weight: float = 10.0
+    """Positive-class weight of the done BCE (ends are rare)."""
+    seed: int = 0
+    """Seed for initialisation, chunking and latent sampling."""
+
+
+@dataclass
+class ControllerConfig:
+    """Controller (C) trained by CMA-ES in the dream."""
+
+    popsize: int = 64
+    """CMA-ES population size."""
+    rollouts: int = 16
+    """Dream rollouts per candidate (fitness = mean return)."""
+    sigma0: float = 0.1
+    """Initial CMA-ES step size."""
+    generations: int = 300
+    """CMA-ES generations."""
+    dream_steps: int = 1000
+    """Steps per dream rollout at most."""
+    temperature: float = 1.0
+    """Dream temperature tau: logits/tau and sigma*sqrt(tau)."""
+    done_threshold: float = 0.5
+    """A dream ends when sigmoid(done logit) exceeds this."""
+    l2_penalty: float = 0.01
+    """Fitness penalty weight * mean(params^2) (the original's small L2 term)."""
+    eval_every: int = 25
+    """Every N generations, evaluate the CMA mean on `eval_rollouts` dream rollouts."""
+    eval_rollouts: int = 1024
+    """Rollouts for the periodic evaluation of the CMA mean."""
+    backend: Literal["auto", "torch", "cpp", "cuda"] = "auto"
+    """Dream backend: compiled engine or the pure-PyTorch reference."""
+    seed: int = 0
+    """Seed of CMA-ES and of the dreams."""
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation of C (with V and M) in the real environment."""
+
+    episodes: int = 100
+    """Real episodes."""
+    seed_start: int = 10_000
+    """Episode i uses env seed `seed_start + i` (keep clear of collection seeds)."""
+    max_steps: int = 1000
+    """Steps per episode at most."""
+    video: bool = True
+    """Write a GIF of the first episode."""
+    workers: int = field(default_factory=default_workers)
+    """Worker processes for the episodes."""
+
+
+@dataclass
+class PipelineConfig:
+    """All stages of one run."""
+
+    env: str = "carracing"
+    """Environment name."""
+    preset: str = "paper"
+    """Preset the numbers came from."""
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    rnn: RNNConfig = field(default_factory=RNNConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    evaluate: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _paper() -> PipelineConfig:
+    return PipelineConfig(preset="paper")
+
+
+def _quick() -> PipelineConfig:
+    return PipelineConfig(
+        preset="quick",
+        collect=CollectConfig(episodes=48, max_steps=400),
+        vae=VAEConfig(epochs=3, batch_size=64, lr=1e-3, shuffle_shards=8, frame_stride=1),
+        rnn=RNNConfig(seq_len=100, batch_size=32, epochs=20),
+        controller=ControllerConfig(
+            popsize=16, rollouts=8, generations=15, dream_steps=400, eval_every=5,
+            eval_rollouts=128,
+        ),
+        evaluate=EvalConfig(episodes=5, max_steps=1000),
+    )
+
+
+def _tiny() -> PipelineConfig:
+    return PipelineConfig(
+        preset="tiny",
+        collect=CollectConfig(episodes=4, max_steps=40, workers=2),
+        vae=VAEConfig(epochs=1, batch_size=16, lr=1e-3, shuffle_shards=2),
+        rnn=RNNConfig(hidden=32, n_gaussians=3, seq_len=16, batch_size=4, epochs=2),
+        controller=ControllerConfig(
+            popsize=6, rollouts=2, generations=2, dream_steps=20, eval_every=1,
+            eval_rollouts=8,
+        ),
+        evaluate=EvalConfig(episodes=2, max_steps=30, workers=2),
+    )
+
+
+_PRESETS = {"tiny": _tiny, "quick": _quick, "paper": _paper}
+
+
+def get_preset(name: str, env: str = "carracing") -> PipelineConfig:
+    """The config for preset `name` on environment `env`.
+
+    Raises:
+        ConfigError: the preset or the environment is unknown.
+    """
+    if env not in ENV_NAMES:
+        raise ConfigError(f"unknown environment {env!r}; choose one of {', '.join(ENV_NAMES)}")
+    if name not in _PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
+    cfg = _PRESETS[name]()
+    cfg.env = env
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: PipelineConfig) -> None:
+    """Raise ConfigError naming the first invalid field."""
+    positive = {
+        "collect.episodes": cfg.collect.episodes,
+        "collect.max_steps": cfg.collect.max_steps,
+        "collect.workers": cfg.collect.workers,
+        "vae.z_dim": cfg.vae.z_dim,
+        "vae.epochs": cfg.vae.epochs,
+        "vae.batch_size": cfg.vae.batch_size,
+        "vae.shuffle_shards": cfg.vae.shuffle_shards,
+        "vae.frame_stride": cfg.vae.frame_stride,
+        "rnn.hidden": cfg.rnn.hidden,
+        "rnn.n_gaussians": cfg.rnn.n_gaussians,
+        "rnn.seq_len": cfg.rnn.seq_len,
+        "rnn.batch_size": cfg.rnn.batch_size,
+        "rnn.epochs": cfg.rnn.epochs,
+        "controller.popsize": cfg.controller.popsize,
+        "controller.rollouts": cfg.controller.rollouts,
+        "controller.generations": cfg.controller.generations,
+        "controller.dream_steps": cfg.controller.dream_steps,
+        "controller.eval_every": cfg.controller.eval_every,
+        "controller.eval_rollouts": cfg.controller.eval_rollouts,
+        "evaluate.episodes": cfg.evaluate.episodes,
+        "evaluate.max_steps": cfg.evaluate.max_steps,
+        "evaluate.workers": cfg.evaluate.workers,
+    }
+    for name, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{name} must be positive, got {value}")
+    for name, value in {
+        "vae.lr": cfg.vae.lr,
+        "rnn.lr": cfg.rnn.lr,
+        "controller.sigma0": cfg.controller.sigma0,
+        "controller.temperature": cfg.controller.temperature,
+    }.items():
+        if not value > 0:
+            raise ConfigError(f"{name} must be positive, got {value}")
+    if cfg.controller.popsize < 2:
+        raise ConfigError(f"controller.popsize must be at least 2, got {cfg.controller.popsize}")
+    if not 0.0 < cfg.controller.done_threshold < 1.0:
+        raise ConfigError(
+            f"controller.done_threshold must be in (0, 1), got {cfg.controller.done_threshold}"
+        )
+    if cfg.collect.policy not in ("brownian", "iid", "held"):
+        raise ConfigError(f"collect.policy must be brownian, iid or held, got {cfg.collect.policy!r}")
+    if cfg.rnn.layout not in ("shared", "per_dim"):
+        raise ConfigError(f"rnn.layout must be shared or per_dim, got {cfg.rnn.layout!r}")
+    if cfg.controller.backend not in ("auto", "torch", "cpp", "cuda"):
+        raise ConfigError(
+            f"controller.backend must be auto, torch, cpp or cuda, got {cfg.controller.backend!r}"
+        )
