@@ -1,0 +1,168 @@
+"""Latent sequences for training M: episodes from latent files, chunked into windows.
+
+A batch pairs inputs (z_t, a_t) with targets (z_{t+1}, rewards[t], dones[t]) for
+t = start..start+L-1 of one episode window. It holds V's posterior (mu, logvar), not z:
+the trainer samples z = mu + exp(logvar / 2) * eps afresh for every batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, NamedTuple, Sequence
+
+import numpy as np
+import torch
+
+from .shards import load_latents
+from .storage import CorruptShardError
+
+
+class LatentBatch(NamedTuple):
+    """One training batch of B windows of length L (time first).
+
+    mu, logvar: (L+1, B, Z)  V's posterior for frames start..start+L (zero past an episode's end)
+    actions:    (L, B, A)
+    rewards:    (L, B)
+    dones:      (L, B)
+    mask:       (L, B)       1.0 where step t of the window is inside its episode
+    """
+
+    mu: torch.Tensor
+    logvar: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    dones: torch.Tensor
+    mask: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "LatentBatch":
+        return LatentBatch(*(t.to(device) for t in self))
+
+
+class LatentEpisodes:
+    """All latent files in memory, concatenated (frames and steps kept in flat arrays).
+
+    Args:
+        latent_files: paths of latent files (`shards.save_latents` format).
+    Raises:
+        CorruptShardError: a file is unreadable, or its Z or A differs from the first file's.
+        ValueError: no files.
+    """
+
+    def __init__(self, latent_files: Sequence[Path | str]) -> None:
+        files = [Path(p) for p in latent_files]
+        if not files:
+            raise ValueError("no latent files given")
+        mus, lvs, acts, rews, dones, lengths = [], [], [], [], [], []
+        z_dim = a_dim = None
+        for p in files:
+            d = load_latents(p)
+            if z_dim is None:
+                z_dim, a_dim = d["mu"].shape[1], d["actions"].shape[1]
+            elif d["mu"].shape[1] != z_dim or d["actions"].shape[1] != a_dim:
+                raise CorruptShardError(
+                    f"latents {p}: Z={d['mu'].shape[1]}, A={d['actions'].shape[1]} differ from "
+                    f"Z={z_dim}, A={a_dim} of {files[0]}")
+            mus.append(d["mu"]); lvs.append(d["logvar"]); acts.append(d["actions"])
+            rews.append(d["rewards"]); dones.append(d["dones"]); lengths.append(d["rewards"].shape[0])
+        if sum(lengths) == 0:
+            raise ValueError(f"the {len(files)} latent files hold no steps")
+        self.files = files
+        self.z_dim: int = int(z_dim)
+        self.action_dim: int = int(a_dim)
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        """Steps T of each episode (each has T+1 frames)."""
+        self.step_offset = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        self.frame_offset = self.step_offset + np.arange(len(files))
+        self.mu = np.concatenate(mus)
+        self.logvar = np.concatenate(lvs)
+        self.actions = np.concatenate(acts)
+        self.rewards = np.concatenate(rews)
+        self.dones = np.concatenate(dones)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def total_steps(self) -> int:
+        return int(self.lengths.sum())
+
+    def windows(self, seq_len: int, rng: np.random.Generator) -> np.ndarray:
+        """Random windows covering every episode's steps about once: (N, 3) of (episode, start, length).
+
+        Episode e gets ceil(T_e / L) windows of length min(T_e, L): the first starts at 0
+        (episode starts, where dreams start from M's zero state, are seen every epoch), the
+        others at starts drawn uniformly from [0, T_e - L]. Windows shorter than L (episodes
+        shorter than L) are padded by `gather`, with a mask. Shuffled across episodes.
+        """
+        if seq_len <= 0:
+            raise ValueError(f"seq_len must be positive, got {seq_len}")
+        rows = []
+        for e, t in enumerate(self.lengths):
+            n = -(-int(t) // seq_len)
+            if n == 0:
+                continue
+            starts = rng.integers(0, max(int(t) - seq_len, 0) + 1, size=n)
+            starts[0] = 0
+            rows.append(np.stack([np.full(n, e), starts, np.full(n, min(int(t), seq_len))], 1))
+        w = np.concatenate(rows).astype(np.int64)
+        return w[rng.permutation(len(w))]
+
+    def gather(self, windows: np.ndarray) -> LatentBatch:
+        """Build a batch from windows (B, 3) of (episode, start, length); L = longest window."""
+        ep, start, length = windows[:, 0], windows[:, 1], windows[:, 2]
+        L = int(length.max())
+        j = np.arange(L)
+        step_ok = j[None, :] < length[:, None]  # (B, L)
+        frame_ok = np.arange(L + 1)[None, :] <= length[:, None]  # (B, L+1)
+        s_idx = np.where(step_ok, self.step_offset[ep][:, None] + start[:, None] + j[None, :], 0)
+        f_idx = np.where(frame_ok, self.frame_offset[ep][:, None] + start[:, None] + np.arange(L + 1)[None, :], 0)
+
+        def take(arr: np.ndarray, idx: np.ndarray, ok: np.ndarray) -> torch.Tensor:
+            x = arr[idx]
+            x = x * ok.reshape(ok.shape + (1,) * (x.ndim - 2)).astype(x.dtype)
+            return torch.from_numpy(np.ascontiguousarray(np.swapaxes(x, 0, 1)))  # time first
+
+        return LatentBatch(
+            mu=take(self.mu, f_idx, frame_ok),
+            logvar=take(self.logvar, f_idx, frame_ok),
+            actions=take(self.actions, s_idx, step_ok),
+            rewards=take(self.rewards, s_idx, step_ok),
+            dones=take(self.dones, s_idx, step_ok),
+            mask=torch.from_numpy(np.ascontiguousarray(step_ok.T.astype(np.float32))),
+        )
+
+
+class SequenceSampler:
+    """Seeded epochs of batches of random windows of `seq_len` steps.
+
+    Epoch e draws its windows from np.random.default_rng([seed, e]), so an epoch's batches
+    do not depend on what ran before it (resuming reproduces them).
+    """
+
+    def __init__(self, episodes: LatentEpisodes, seq_len: int, batch_size: int, seed: int = 0) -> None:
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.episodes = episodes
+        self.seq_len = int(seq_len)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+
+    def n_windows(self) -> int:
+        return int(sum(-(-int(t) // self.seq_len) for t in self.episodes.lengths))
+
+    def __len__(self) -> int:
+        """Batches per epoch (the last one may be smaller than batch_size)."""
+        return -(-self.n_windows() // self.batch_size)
+
+    def epoch(self, epoch: int) -> Iterator[LatentBatch]:
+        """The batches of epoch `epoch`."""
+        rng = np.random.default_rng([self.seed, int(epoch)])
+        w = self.episodes.windows(self.seq_len, rng)
+        for i in range(0, len(w), self.batch_size):
+            yield self.episodes.gather(w[i:i + self.batch_size])
+
+
+def sample_z(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """z = mu + exp(logvar / 2) * eps, eps ~ N(0, 1) drawn fresh (never train M on the means)."""
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    return mu + torch.exp(0.5 * logvar) * eps
