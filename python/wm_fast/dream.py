@@ -1,0 +1,248 @@
+"""The dream: rolling out controllers inside M, and dispatch to the compiled engine.
+
+`dream_reference` is the pure-PyTorch oracle, written the way a reader of the paper would
+write it. P candidates × R rollouts run as one batch of B = P·R dreams:
+
+    z_0 = mu_i + exp(logvar_i / 2) · ε       (i a random real first frame)
+    h_0 = c_0 = 0
+    for t in 0 .. T-1:
+        a_t            = C([z_t, h_t])        (or [z_t, c_t, h_t])
+        out, (h, c)    = M.step(z_t, a_t, (h_t, c_t))
+        r_t            = out.reward           (or +1 per step alive)
+        done_t         = sigmoid(out.done_logit) > done_threshold
+        z_{t+1}        ~ mixture(out) at temperature τ   (logits/τ, σ·√τ)
+    return_b = Σ_t r_t while alive (the step that ends the dream counts), length_b = steps taken
+
+`dream` runs the same computation on a chosen backend ("auto", "torch", "cpp", "cuda").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import torch
+
+from .controller import (
+    ACTION_MAPPINGS,
+    CONTROLLER_INPUTS,
+    LinearController,
+    controller_features,
+    input_size,
+    output_size,
+)
+from .mdnrnn import MDNRNN, sample_mdn
+
+Backend = Literal["auto", "torch", "cpp", "cuda"]
+RewardSource = Literal["model", "alive"]
+
+
+class DreamNoise(NamedTuple):
+    """Explicit noise for a dream of T steps, P candidates, R rollouts, Z latent dims.
+
+    init_index: (P, R) int64 index into the initial latent pool
+    init_eps:   (P, R, Z) standard normal for z_0
+    u:          (T, P, R, Z) uniform [0, 1) picking mixture components (shared layout uses [..., 0])
+    eps:        (T, P, R, Z) standard normal for z_{t+1}
+    """
+
+    init_index: torch.Tensor
+    init_eps: torch.Tensor
+    u: torch.Tensor
+    eps: torch.Tensor
+
+
+class DreamResult(NamedTuple):
+    """returns, lengths: (P, R). trajectories: dict of (T, P, R, ...) tensors or None:
+    z (z_t fed to C and M), h (h_t fed to C), action, reward, done (bool), alive (bool, before step t)."""
+
+    returns: torch.Tensor
+    lengths: torch.Tensor
+    trajectories: dict[str, torch.Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class DreamOptions:
+    """Everything about a dream besides the tensors."""
+
+    steps: int
+    rollouts: int
+    temperature: float = 1.0
+    seed: int = 0
+    action_mapping: str = "carracing"
+    controller_input: str = "zh"
+    reward_source: str = "model"
+    done_threshold: float = 0.5
+    common_random_numbers: bool = False
+
+    def check(self) -> None:
+        if self.steps <= 0:
+            raise ValueError(f"steps must be positive, got {self.steps}")
+        if self.rollouts <= 0:
+            raise ValueError(f"rollouts must be positive, got {self.rollouts}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.action_mapping not in ACTION_MAPPINGS:
+            raise ValueError(f"action_mapping must be one of {ACTION_MAPPINGS}, got {self.action_mapping!r}")
+        if self.controller_input not in CONTROLLER_INPUTS:
+            raise ValueError(f"controller_input must be one of {CONTROLLER_INPUTS}, got {self.controller_input!r}")
+        if self.reward_source not in ("model", "alive"):
+            raise ValueError(f"reward_source must be 'model' or 'alive', got {self.reward_source!r}")
+        if not 0.0 < self.done_threshold < 1.0:
+            raise ValueError(f"done_threshold must be in (0, 1), got {self.done_threshold}")
+
+
+def draw_noise(p: int, opts: DreamOptions, pool_size: int, z_dim: int) -> DreamNoise:
+    """Noise for the reference from a torch.Generator seeded by opts.seed.
+
+    With common random numbers every candidate shares the noise of rollout r.
+    """
+    g = torch.Generator().manual_seed(opts.seed)
+    lead = 1 if opts.common_random_numbers else p
+    r, t = opts.rollouts, opts.steps
+    noise = DreamNoise(
+        init_index=torch.randint(pool_size, (lead, r), generator=g),
+        init_eps=torch.randn(lead, r, z_dim, generator=g),
+        u=torch.rand(t, lead, r, z_dim, generator=g),
+        eps=torch.randn(t, lead, r, z_dim, generator=g),
+    )
+    if opts.common_random_numbers:
+        noise = DreamNoise(
+            noise.init_index.expand(p, r), noise.init_eps.expand(p, r, z_dim),
+            noise.u.expand(t, p, r, z_dim), noise.eps.expand(t, p, r, z_dim),
+        )
+    return noise
+
+
+def check_inputs(model: MDNRNN, params: torch.Tensor, init_mu: torch.Tensor,
+                 init_logvar: torch.Tensor, opts: DreamOptions) -> None:
+    """Raise ValueError naming the argument that is malformed."""
+    opts.check()
+    z_dim = model.z_dim
+    n_in = input_size(z_dim, model.hidden, opts.controller_input)
+    n_out = output_size(opts.action_mapping, model.action_dim)
+    n = n_in * n_out + n_out
+    if params.dim() != 2 or params.shape[0] == 0 or params.shape[1] != n:
+        raise ValueError(f"params must be (P>0, {n}), got {tuple(params.shape)}")
+    if not torch.isfinite(params).all():
+        raise ValueError("params hold NaN or infinite values")
+    for name, t in (("init_mu", init_mu), ("init_logvar", init_logvar)):
+        if t.dim() != 2 or t.shape[0] == 0 or t.shape[1] != z_dim:
+            raise ValueError(f"{name} must be (N>0, {z_dim}), got {tuple(t.shape)}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} holds NaN or infinite values")
+    for name, w in model.named_parameters():
+        if not torch.isfinite(w).all():
+            raise ValueError(f"model weight {name} holds NaN or infinite values")
+
+
+@torch.no_grad()
+def dream_reference(
+    model: MDNRNN,
+    params: torch.Tensor,
+    init_mu: torch.Tensor,
+    init_logvar: torch.Tensor,
+    opts: DreamOptions,
+    noise: DreamNoise | None = None,
+    return_trajectories: bool = False,
+) -> DreamResult:
+    """Pure-PyTorch dream of P candidates × R rollouts (the oracle).
+
+    Args:
+        model: M (its `step` is used, sharing the training weights).
+        params: (P, n) flat controller parameters.
+        init_mu, init_logvar: (N, Z) V's posterior of real first frames (the start pool).
+        opts: steps, rollouts, temperature, mapping, ...
+        noise: explicit noise (see DreamNoise); drawn from opts.seed when None.
+    """
+    check_inputs(model, params, init_mu, init_logvar, opts)
+    p, r, t_max = params.shape[0], opts.rollouts, opts.steps
+    z_dim, hidden, a_dim = model.z_dim, model.hidden, model.action_dim
+    b = p * r
+    if noise is None:
+        noise = draw_noise(p, opts, init_mu.shape[0], z_dim)
+    controller = LinearController(
+        params, input_size(z_dim, hidden, opts.controller_input),
+        output_size(opts.action_mapping, a_dim), opts.action_mapping, a_dim,  # type: ignore[arg-type]
+    )
+
+    idx = noise.init_index.reshape(b)
+    z = init_mu[idx] + torch.exp(0.5 * init_logvar[idx]) * noise.init_eps.reshape(b, z_dim)
+    h, c = model.initial_state(b)
+    alive = torch.ones(b, dtype=torch.bool)
+    returns = torch.zeros(b)
+    lengths = torch.zeros(b, dtype=torch.int64)
+    traj: dict[str, list[torch.Tensor]] = {k: [] for k in ("z", "h", "action", "reward", "done", "alive")}
+
+    for t in range(t_max):
+        x = controller_features(z, h, c, opts.controller_input).reshape(p, r, -1)
+        action = controller(x).reshape(b, -1)
+        out, (h_next, c_next) = model.step(z, action, (h, c))
+        reward = out.reward if opts.reward_source == "model" else torch.ones(b)
+        done = torch.sigmoid(out.done_logit) > opts.done_threshold
+        returns += torch.where(alive, reward, torch.zeros_like(reward))
+        lengths += alive.to(torch.int64)
+        if return_trajectories:
+            for k, v in (("z", z), ("h", h), ("action", action), ("reward", reward),
+                         ("done", done), ("alive", alive.clone())):
+                traj[k].append(v.reshape(p, r, *v.shape[1:]))
+        alive &= ~done
+        z = sample_mdn(out, opts.temperature, model.layout,
+                       u=noise.u[t].reshape(b, z_dim), eps=noise.eps[t].reshape(b, z_dim))
+        h, c = h_next, c_next
+        if not alive.any() and not return_trajectories:
+            break
+
+    trajectories = {k: torch.stack(v) for k, v in traj.items()} if return_trajectories else None
+    return DreamResult(returns.reshape(p, r), lengths.reshape(p, r), trajectories)
+
+
+def engine_backends() -> list[str]:
+    """Compiled backends available in this install ("cpp", "cuda")."""
+    try:
+        from . import _C  # noqa: F401
+    except ImportError:
+        return []
+    found = []
+    if hasattr(_C, "dream_cpu"):
+        found.append("cpp")
+    if hasattr(_C, "dream_cuda") and torch.cuda.is_available():
+        found.append("cuda")
+    return found
+
+
+def resolve_backend(backend: Backend) -> str:
+    """The backend `auto` stands for, or a check that the one asked for exists."""
+    available = engine_backends()
+    if backend == "auto":
+        for choice in ("cuda", "cpp"):
+            if choice in available:
+                return choice
+        return "torch"
+    if backend == "torch":
+        return "torch"
+    if backend in ("cpp", "cuda"):
+        if backend not in available:
+            raise RuntimeError(f"dream backend {backend!r} is not available in this build "
+                               f"(available: {['torch', *available]})")
+        return backend
+    raise ValueError(f"backend must be auto, torch, cpp or cuda, got {backend!r}")
+
+
+def dream(
+    model: MDNRNN,
+    params: torch.Tensor,
+    init_mu: torch.Tensor,
+    init_logvar: torch.Tensor,
+    opts: DreamOptions,
+    backend: Backend = "auto",
+    noise: DreamNoise | None = None,
+    return_trajectories: bool = False,
+) -> DreamResult:
+    """Dream P candidates × R rollouts on `backend` (see module docstring)."""
+    chosen = resolve_backend(backend)
+    if chosen == "torch":
+        return dream_reference(model, params, init_mu, init_logvar, opts, noise, return_trajectories)
+    from .engine import dream_engine  # compiled backends (issue #3)
+
+    return dream_engine(model, params, init_mu, init_logvar, opts, chosen, noise, return_trajectories)

@@ -1,0 +1,229 @@
+"""CMA-ES driver for C (package `cma`, ask/tell), with evaluators, checkpoints and logs.
+
+Every generation the full state is saved atomically in one file, `es_state.pt`
+(loads with `weights_only=True`): the pickled CMA-ES object (`es.pickle_dumps()`) as a
+uint8 tensor, numpy's global RNG state (which `cma` samples from), the generation counter,
+the best solutions and the log. A kill at any moment loses at most the generation in flight;
+rerunning continues with the same mean, step size and random stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pickle
+import time
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .config import ControllerConfig
+from .dream import DreamOptions, dream, resolve_backend
+from .mdnrnn import MDNRNN
+from .storage import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
+
+STATE_FILE = "es_state.pt"
+CONTROLLER_FILE = "controller.pt"
+
+
+class Evaluator(Protocol):
+    """Scores a population: params (P, n) float32 → mean return per candidate (P,)."""
+
+    name: str
+
+    def __call__(self, params: np.ndarray, seed: int, rollouts: int) -> np.ndarray: ...
+
+
+class DreamEvaluator:
+    """Evaluates the whole population inside M in one dream call."""
+
+    name = "dream"
+
+    def __init__(self, model: MDNRNN, init_mu: torch.Tensor, init_logvar: torch.Tensor,
+                 cfg: ControllerConfig, action_mapping: str = "carracing",
+                 controller_input: str = "zh", reward_source: str = "model"):
+        self.model, self.init_mu, self.init_logvar, self.cfg = model, init_mu, init_logvar, cfg
+        self.action_mapping, self.controller_input, self.reward_source = (
+            action_mapping, controller_input, reward_source)
+        self.backend = resolve_backend(cfg.backend)
+        self.steps_done = 0
+
+    def __call__(self, params: np.ndarray, seed: int, rollouts: int) -> np.ndarray:
+        opts = DreamOptions(
+            steps=self.cfg.dream_steps, rollouts=rollouts, temperature=self.cfg.temperature,
+            seed=seed, action_mapping=self.action_mapping, controller_input=self.controller_input,
+            reward_source=self.reward_source, done_threshold=self.cfg.done_threshold,
+        )
+        result = dream(self.model, torch.as_tensor(params, dtype=torch.float32), self.init_mu,
+                       self.init_logvar, opts, backend=self.backend)  # type: ignore[arg-type]
+        self.steps_done += int(result.lengths.sum())
+        return result.returns.mean(dim=1).double().numpy()
+
+
+def _generation_seed(seed: int, generation: int, salt: int = 0) -> int:
+    return (seed * 1_000_003 + generation * 7_919 + salt * 104_729) % (2**31 - 1)
+
+
+def _np_rng_state() -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _set_np_rng_state(s: dict[str, Any]) -> None:
+    np.random.set_state(("MT19937", s["keys"].numpy().astype(np.uint32), s["pos"],
+                         s["has_gauss"], s["cached"]))
+
+
+def _new_es(n: int, cfg: ControllerConfig, x0: np.ndarray | None):
+    import cma
+
+    np.random.seed(cfg.seed)
+    # cma treats seed 0 as "random"; shift so that every cfg.seed is reproducible.
+    opts = {"popsize": cfg.popsize, "seed": cfg.seed + 1, "verbose": -9, "CMA_diagonal": False}
+    return cma.CMAEvolutionStrategy(np.zeros(n) if x0 is None else x0, cfg.sigma0, opts)
+
+
+def train_controller(
+    evaluator: Evaluator,
+    n_params: int,
+    out_dir: Path | str,
+    cfg: ControllerConfig,
+    x0: np.ndarray | None = None,
+    progress: bool = True,
+    on_generation: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) CMA-ES for cfg.generations generations.
+
+    Fitness of a candidate = mean return over cfg.rollouts rollouts − l2_penalty·mean(x²),
+    maximised (cma minimises its negative). Every cfg.eval_every generations, and at the
+    end, the CMA mean is scored on cfg.eval_rollouts rollouts; the best such mean is the
+    final controller, saved as `controller.pt` {"params": (n,), ...}.
+
+    Returns: metrics dict (generations, best_eval, history tail, seconds, ...).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = out_dir / STATE_FILE
+    if state_path.exists():
+        state = load_checkpoint(state_path, required=("es_pickle", "generation", "history", "np_rng"))
+        es = pickle.loads(state["es_pickle"].numpy().tobytes())
+        if es.N != n_params:
+            raise CheckpointError(f"{state_path} holds a CMA-ES over {es.N} parameters, expected {n_params}")
+        _set_np_rng_state(state["np_rng"])
+        generation = int(state["generation"])
+        history: list[dict] = list(state["history"])
+        evals: list[dict] = list(state.get("evals", []))
+        best_eval = state.get("best_eval")
+        best_eval_params = state.get("best_eval_params")
+    else:
+        es = _new_es(n_params, cfg, x0)
+        generation, history, evals = 0, [], []
+        best_eval, best_eval_params = None, None
+
+    def save() -> None:
+        save_checkpoint(state_path, {
+            "es_pickle": torch.frombuffer(bytearray(es.pickle_dumps()), dtype=torch.uint8),
+            "np_rng": _np_rng_state(), "generation": generation, "history": history,
+            "evals": evals, "best_eval": best_eval, "best_eval_params": best_eval_params,
+            "config": dataclasses.asdict(cfg),
+        })
+        atomic_write_bytes(out_dir / "log.jsonl",
+                           "".join(json.dumps(h) + "\n" for h in history).encode())
+
+    def evaluate_mean() -> None:
+        nonlocal best_eval, best_eval_params
+        mean = np.asarray(es.mean, dtype=np.float32)
+        score = float(evaluator(mean[None], _generation_seed(cfg.seed, generation, salt=1),
+                                cfg.eval_rollouts)[0])
+        evals.append({"generation": generation, "mean_solution_return": score})
+        if best_eval is None or score > best_eval:
+            best_eval, best_eval_params = score, torch.from_numpy(mean.copy())
+
+    start = time.perf_counter()
+    bar = tqdm(total=cfg.generations, initial=min(generation, cfg.generations), disable=not progress,
+               desc=f"CMA-ES ({evaluator.name})", unit="gen")
+    while generation < cfg.generations:
+        t0 = time.perf_counter()
+        steps_before = getattr(evaluator, "steps_done", 0)
+        solutions = np.asarray(es.ask(), dtype=np.float64)
+        returns = evaluator(solutions.astype(np.float32), _generation_seed(cfg.seed, generation), cfg.rollouts)
+        if not np.isfinite(returns).all():
+            raise RuntimeError(f"generation {generation}: evaluator returned non-finite returns")
+        fitness = returns - cfg.l2_penalty * np.mean(solutions**2, axis=1)
+        es.tell(list(solutions), list(-fitness))
+        wall = time.perf_counter() - t0
+        steps = getattr(evaluator, "steps_done", 0) - steps_before
+        generation += 1
+        history.append({
+            "generation": generation, "best": float(returns.max()), "mean": float(returns.mean()),
+            "worst": float(returns.min()), "sigma": float(es.sigma), "wall_s": wall,
+            "steps_per_s": steps / wall if wall > 0 else 0.0, "evaluator": evaluator.name,
+        })
+        if generation % cfg.eval_every == 0 or generation == cfg.generations:
+            evaluate_mean()
+        save()
+        if on_generation is not None:
+            on_generation(generation)
+        bar.update(1)
+        bar.set_postfix(best=f"{returns.max():.1f}", mean=f"{returns.mean():.1f}", sigma=f"{es.sigma:.3f}")
+    bar.close()
+
+    if best_eval_params is None:  # resumed a finished run that never evaluated
+        evaluate_mean()
+        save()
+    save_checkpoint(out_dir / CONTROLLER_FILE, {
+        "params": best_eval_params, "mean_params": torch.as_tensor(np.asarray(es.mean), dtype=torch.float32),
+        "dream_return": best_eval, "generation": generation, "config": dataclasses.asdict(cfg),
+    })
+    plot_curves(history, evals, out_dir / "curve.png")
+    return {
+        "generations": generation, "best_eval_return": best_eval, "evals": evals,
+        "last": history[-1] if history else None, "seconds_this_call": time.perf_counter() - start,
+        "total_wall_s": float(sum(h["wall_s"] for h in history)),
+    }
+
+
+def load_controller(path: Path | str) -> torch.Tensor:
+    """Flat controller params (n,) from controller.pt, checked finite."""
+    state = load_checkpoint(path, required=("params",))
+    params = state["params"]
+    if not isinstance(params, torch.Tensor) or params.dim() != 1:
+        raise CheckpointError(f"{path}: 'params' must be a 1-D tensor")
+    return params.float()
+
+
+def plot_curves(history: list[dict], evals: list[dict], path: Path) -> None:
+    """PNG of best / mean / worst return per generation and the periodic mean evaluations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        return
+    g = [h["generation"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.fill_between(g, [h["worst"] for h in history], [h["best"] for h in history], alpha=0.2,
+                    label="population range")
+    ax.plot(g, [h["mean"] for h in history], label="population mean")
+    ax.plot(g, [h["best"] for h in history], lw=0.8, label="best candidate")
+    if evals:
+        ax.plot([e["generation"] for e in evals], [e["mean_solution_return"] for e in evals], "o-",
+                label="CMA mean, many rollouts")
+    ax.set_xlabel("generation")
+    ax.set_ylabel(f"return ({history[-1]['evaluator']})")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf_path = path.with_suffix(".tmp.png")
+    fig.savefig(buf_path, dpi=100)
+    plt.close(fig)
+    buf_path.replace(path)
+
+
+def is_finite_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)

@@ -1,0 +1,83 @@
+"""The CMA-ES driver: it optimises, checkpoints every generation and resumes exactly."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from wm_fast.config import ControllerConfig
+from wm_fast.es import DreamEvaluator, load_controller, train_controller
+from wm_fast.storage import CheckpointError
+
+
+class Quadratic:
+    """Return = -|x - 0.5|^2 plus seeded noise, so seeds matter as in a dream."""
+
+    name = "quadratic"
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, params, seed, rollouts):
+        self.calls += 1
+        noise = np.random.default_rng(seed).normal(0, 0.01, size=(len(params), rollouts)).mean(1)
+        return -((params - 0.5) ** 2).sum(1) + noise
+
+
+CFG = ControllerConfig(popsize=8, rollouts=2, sigma0=0.3, generations=12, eval_every=4,
+                       eval_rollouts=4, l2_penalty=0.0, seed=3)
+
+
+def test_cma_improves_and_writes_outputs(tmp_path):
+    metrics = train_controller(Quadratic(), 5, tmp_path, CFG, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [h["generation"] for h in log] == list(range(1, 13))
+    assert log[-1]["mean"] > log[0]["mean"]
+    assert metrics["best_eval_return"] > -0.5
+    assert [e["generation"] for e in metrics["evals"]] == [4, 8, 12]
+    assert (tmp_path / "curve.png").stat().st_size > 1000
+    params = load_controller(tmp_path / "controller.pt")
+    assert params.shape == (5,)
+
+
+def test_resume_gives_the_identical_result(tmp_path):
+    train_controller(Quadratic(), 5, tmp_path / "straight", CFG, progress=False)
+    half = dataclasses.replace(CFG, generations=5)
+    train_controller(Quadratic(), 5, tmp_path / "resumed", half, progress=False)
+    evaluator = Quadratic()
+    train_controller(evaluator, 5, tmp_path / "resumed", CFG, progress=False)
+    assert evaluator.calls == 7 + 2  # 7 generations left + evaluations at 8 and 12
+    a = torch.load(tmp_path / "straight" / "controller.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "controller.pt", weights_only=True)
+    torch.testing.assert_close(a["mean_params"], b["mean_params"], rtol=0, atol=0)
+
+
+def test_rerun_of_a_finished_run_does_no_work(tmp_path):
+    train_controller(Quadratic(), 3, tmp_path, dataclasses.replace(CFG, generations=2), progress=False)
+    evaluator = Quadratic()
+    train_controller(evaluator, 3, tmp_path, dataclasses.replace(CFG, generations=2), progress=False)
+    assert evaluator.calls == 0
+
+
+def test_truncated_state_is_a_clear_error(tmp_path):
+    train_controller(Quadratic(), 3, tmp_path, dataclasses.replace(CFG, generations=2), progress=False)
+    state = tmp_path / "es_state.pt"
+    state.write_bytes(state.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="es_state.pt"):
+        train_controller(Quadratic(), 3, tmp_path, CFG, progress=False)
+
+
+def test_wrong_dimension_is_a_clear_error(tmp_path):
+    train_controller(Quadratic(), 3, tmp_path, dataclasses.replace(CFG, generations=1), progress=False)
+    with pytest.raises(CheckpointError, match="3 parameters, expected 4"):
+        train_controller(Quadratic(), 4, tmp_path, CFG, progress=False)
+
+
+def test_dream_evaluator_runs_cma_in_the_dream(tmp_path, small_model):
+    cfg = dataclasses.replace(CFG, generations=2, dream_steps=5, backend="torch", eval_every=1)
+    ev = DreamEvaluator(small_model, torch.randn(3, 4), torch.zeros(3, 4), cfg)
+    metrics = train_controller(ev, 12 * 3 + 3, tmp_path, cfg, progress=False)
+    assert metrics["generations"] == 2
+    assert ev.steps_done > 0
