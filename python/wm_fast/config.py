@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 import os
 
-ENV_NAMES = ("carracing",)
 PRESET_NAMES = ("tiny", "quick", "paper")
 
 
@@ -201,8 +200,9 @@ def get_preset(name: str, env: str = "carracing") -> PipelineConfig:
     Raises:
         ConfigError: the preset or the environment is unknown.
     """
-    if env not in ENV_NAMES:
-        raise ConfigError(f"unknown environment {env!r}; choose one of {', '.join(ENV_NAMES)}")
+    from .envs import check
+
+    check(env)
     if name not in _PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
     cfg = _PRESETS[name]()

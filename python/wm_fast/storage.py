@@ -15,8 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 class WmFastError(RuntimeError):
     """Base class of the errors this library raises for bad files or input."""
@@ -68,6 +66,8 @@ def save_checkpoint(path: Path | str, state: dict[str, Any]) -> None:
     """Save a dict of tensors and plain values atomically with torch.save."""
     import io
 
+    import torch
+
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -80,6 +80,8 @@ def load_checkpoint(path: Path | str, required: tuple[str, ...] = ()) -> dict[st
         CheckpointError: the file is missing, truncated or corrupt, lacks a `required` key,
             or a tensor in it is not finite.
     """
+    import torch
+
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -100,6 +102,8 @@ def load_checkpoint(path: Path | str, required: tuple[str, ...] = ()) -> dict[st
 
 def check_finite(obj: Any, where: str, _prefix: str = "") -> None:
     """Raise CheckpointError if any floating tensor or float inside `obj` is NaN or infinite."""
+    import torch
+
     if isinstance(obj, torch.Tensor):
         if obj.is_floating_point() and not torch.isfinite(obj).all():
             raise CheckpointError(f"{where}: tensor {_prefix or '<root>'} holds NaN or infinite values")

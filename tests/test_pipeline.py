@@ -1,0 +1,85 @@
+"""The whole pipeline through the CLI on the `tiny` preset, and the CLI's errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wm_fast.config import ConfigError, get_preset
+
+STAGES = ("collect", "train-vae", "encode", "train-rnn", "train-controller", "evaluate")
+
+
+def wm_fast(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "wm_fast", *args], cwd=cwd, env=env,
+                           capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    proc = wm_fast("run", "--env", "carracing", "--preset", "tiny", "--run-dir", "D", "--quiet", cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return root / "D", proc
+
+
+def test_tiny_pipeline_writes_every_stage(tiny_run):
+    run_dir, proc = tiny_run
+    for stage in STAGES:
+        record = json.loads((run_dir / f"{stage}.json").read_text())
+        assert record["complete"] and record["config"]["env"] == "carracing"
+    ev = json.loads((run_dir / "evaluate.json").read_text())
+    cfg = get_preset("tiny")
+    assert len(ev["returns"]) == cfg.evaluate.episodes
+    assert ev["seeds"] == [cfg.evaluate.seed_start + i for i in range(cfg.evaluate.episodes)]
+    assert all(isinstance(r, float) for r in ev["returns"])
+    assert (run_dir / "vae" / "reconstruction.png").stat().st_size > 1000
+    assert (run_dir / "controller" / "curve.png").exists()
+    assert (run_dir / "evaluate.gif").stat().st_size > 1000
+    assert len(list((run_dir / "episodes").glob("episode_*.npz"))) == cfg.collect.episodes
+    assert len(list((run_dir / "latents").glob("episode_*.npz"))) == cfg.collect.episodes
+
+
+def test_second_run_does_nothing_and_says_so(tiny_run):
+    run_dir, _ = tiny_run
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+    proc = wm_fast("run", "--env", "carracing", "--preset", "tiny", "--run-dir", "D", "--quiet",
+                   cwd=run_dir.parent)
+    assert proc.returncode == 0, proc.stderr
+    for stage in STAGES:
+        assert f"{stage}: already complete" in proc.stdout
+    after = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file() and p.name != "config.json"}
+    assert all(before[p] == t for p, t in after.items())
+
+
+def test_evaluate_command_with_other_seeds(tiny_run):
+    run_dir, _ = tiny_run
+    proc = wm_fast("evaluate", "--run-dir", "D", "--episodes", "1", "--seed-start", "777",
+                   "--no-video", "--quiet", cwd=run_dir.parent)
+    assert proc.returncode == 0, proc.stderr
+    ev = json.loads((run_dir / "evaluate.json").read_text())
+    assert ev["seeds"] == [777] and len(ev["returns"]) == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (("run", "--preset", "huge", "--run-dir", "X"), "unknown preset 'huge'"),
+    (("run", "--env", "pong", "--preset", "tiny", "--run-dir", "X"), "unknown environment 'pong'"),
+    (("train-rnn", "--run-dir", "X", "--preset", "tiny"), "train-rnn needs latent files"),
+    (("collect", "--run-dir", "X", "--preset", "tiny", "--episodes", "0"), "collect.episodes must be positive"),
+])
+def test_cli_errors_are_clear(tmp_path, args, message):
+    proc = wm_fast(*args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="unknown preset"):
+        get_preset("nope")
+    with pytest.raises(ConfigError, match="unknown environment"):
+        get_preset("tiny", env="doom2")
