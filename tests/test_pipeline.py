@@ -83,3 +83,24 @@ def test_config_errors():
         get_preset("nope")
     with pytest.raises(ConfigError, match="unknown environment"):
         get_preset("tiny", env="doom2")
+
+
+def test_python_api_as_in_the_readme(tmp_path):
+    import wm_fast
+
+    cfg = wm_fast.get_preset("tiny", env="carracing")
+    cfg.evaluate.video = False
+    run = wm_fast.Run(tmp_path / "api", cfg, progress=False)
+    run.collect()
+    run.train_vae()
+    run.encode()
+    run.train_rnn()
+    run.train_controller()
+    result = run.evaluate()
+    assert len(result["returns"]) == cfg.evaluate.episodes
+    assert result["mean"] == pytest.approx(sum(result["returns"]) / len(result["returns"]))
+    with pytest.raises(wm_fast.ConfigError, match="different config"):
+        other = wm_fast.get_preset("tiny")
+        other.vae.epochs = 5
+        wm_fast.Run(tmp_path / "api", other, progress=False)
+    assert wm_fast.Run(tmp_path / "api", progress=False).cfg == cfg  # the saved config is intact

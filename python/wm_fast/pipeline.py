@@ -43,9 +43,9 @@ _STAGE_SECTIONS = {
 
 
 def git_commit() -> str:
-    """The commit of the wm_fast source tree, or 'unknown' outside a git checkout."""
+    """The commit of the wm_fast source tree ('-dirty' when it has uncommitted changes), or 'unknown'."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+        return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], capture_output=True, text=True,
                               cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -100,6 +100,8 @@ class Run:
         self.progress = progress
         self.dir.mkdir(parents=True, exist_ok=True)
         if save_config or not saved.exists():
+            for stage in STAGES:  # refuse (ConfigError) before overwriting a run made with another config
+                self.is_complete(stage)
             atomic_write_json(saved, cfg.to_dict())
 
     # ---- paths
