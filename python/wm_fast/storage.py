@@ -48,9 +48,21 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
         raise
 
 
+def _json_safe(obj: Any) -> Any:
+    """NaN and infinities become None, so the file is strict JSON that any parser reads."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
 def atomic_write_json(path: Path | str, obj: Any) -> None:
-    """Write `obj` as indented JSON, atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+    """Write `obj` as indented, strict JSON (non-finite floats as null), atomically."""
+    text = json.dumps(_json_safe(obj), indent=2, sort_keys=False, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode())
 
 
 def read_json(path: Path | str) -> Any:
