@@ -81,3 +81,18 @@ def test_dream_evaluator_runs_cma_in_the_dream(tmp_path, small_model):
     metrics = train_controller(ev, 12 * 3 + 3, tmp_path, cfg, progress=False)
     assert metrics["generations"] == 2
     assert ev.steps_done > 0
+
+
+def test_l2_penalty_pulls_the_mean_to_zero(tmp_path):
+    """Fitness = mean return - l2_penalty * mean(x^2): with flat returns only the penalty acts."""
+
+    class Flat:
+        name = "flat"
+
+        def __call__(self, params, seed, rollouts):
+            return np.zeros(len(params))
+
+    cfg = dataclasses.replace(CFG, generations=15, l2_penalty=1.0, sigma0=0.2)
+    train_controller(Flat(), 4, tmp_path, cfg, x0=np.ones(4), progress=False)
+    mean = torch.load(tmp_path / "controller.pt", weights_only=True)["mean_params"]
+    assert float((mean**2).mean()) < 0.25
