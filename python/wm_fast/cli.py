@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Literal, Optional
 
 from .config import ConfigError, PipelineConfig, get_preset
 from .storage import WmFastError
@@ -30,13 +30,14 @@ def _config(run_dir: Path, env: Optional[str], preset: Optional[str]) -> Pipelin
 
 
 def _stage(name: str, run_dir: Path, env: Optional[str], preset: Optional[str], quiet: bool,
+           call: Optional[dict[str, Any]] = None, method: Optional[str] = None,
            **overrides: dict[str, Any]) -> dict[str, Any]:
     from .pipeline import Run, replace
 
     cfg = replace(_config(run_dir, env, preset),
                   **{k: {f: v for f, v in d.items() if v is not None} for k, d in overrides.items()})
     run = Run(run_dir, cfg, progress=not quiet, save_config=not (run_dir / "config.json").exists())
-    metrics = getattr(run, name.replace("-", "_"))()
+    metrics = getattr(run, method or name.replace("-", "_"))(**(call or {}))
     print(json.dumps({"stage": name, "run_dir": str(run_dir), "metrics": _short(metrics)}, indent=1))
     return metrics
 
@@ -128,40 +129,81 @@ def train_rnn(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = 
 
 
 def train_controller(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = None,
+                     mode: Literal["dream", "real", "dream-then-real"] = "dream",
                      generations: Optional[int] = None, popsize: Optional[int] = None,
                      rollouts: Optional[int] = None, temperature: Optional[float] = None,
-                     backend: Optional[str] = None, seed: Optional[int] = None, quiet: bool = False) -> None:
-    """Train C with CMA-ES inside M's dream (state saved every generation, resumable).
+                     dream_backend: Optional[str] = None, real_generations: Optional[int] = None,
+                     real_popsize: Optional[int] = None, real_rollouts: Optional[int] = None,
+                     real_sigma0: Optional[float] = None, real_max_steps: Optional[int] = None,
+                     eval_every: Optional[int] = None, eval_rollouts: Optional[int] = None,
+                     backend: Optional[str] = None, workers: Optional[int] = None, address: Optional[str] = None,
+                     rollout_timeout: Optional[float] = None, seed: Optional[int] = None, quiet: bool = False) -> None:
+    """Train C with CMA-ES: in M's dream, in the real environment, or dream then real (resumable).
+
+    The CMA-ES state is saved every generation: kill the command at any moment and rerun it
+    to continue. `--mode dream` writes RUN_DIR/controller; `--mode real` (CMA-ES from zeros
+    on real episodes) writes RUN_DIR/controller_real; `--mode dream-then-real` runs the dream
+    stage (skipped when complete), then a shorter real run from its solution with a smaller
+    step size into RUN_DIR/controller_dream_real. Real modes print the projected wall time
+    (from a short measured probe) before they start, and log worker faults per generation.
 
     Args:
         run_dir: Run directory.
         env: Environment (default: the run's).
         preset: Preset for the defaults (default: the run's config, else quick).
-        generations: CMA-ES generations.
-        popsize: Population size.
+        mode: dream, real, or dream-then-real.
+        generations: Dream CMA-ES generations.
+        popsize: Dream population size.
         rollouts: Dream rollouts per candidate.
         temperature: Dream temperature tau.
-        backend: Dream backend: auto, torch, cpp or cuda.
-        seed: Seed of CMA-ES and of the dreams.
+        dream_backend: Dream engine: auto, torch, cpp or cuda.
+        real_generations: Real CMA-ES generations (of --mode real, or of the real phase of dream-then-real).
+        real_popsize: Real population size.
+        real_rollouts: Real episodes per candidate.
+        real_sigma0: Initial step size of the real run (of --mode real, or of the real phase of dream-then-real).
+        real_max_steps: Steps per real episode at most.
+        eval_every: Evaluate the CMA mean every N generations (of the mode's CMA-ES: dream, or real).
+        eval_rollouts: Rollouts of that evaluation (dream rollouts, or real episodes).
+        backend: Where real episodes run: local (worker processes, default) or ray.
+        workers: Real-episode workers (local processes, or Ray actors; a local Ray cluster gets this many CPUs).
+        address: Ray: address of an existing cluster (default: start a local one).
+        rollout_timeout: Seconds after which a real episode counts as hung: its worker is killed and it re-runs elsewhere.
+        seed: Seed of CMA-ES and of the rollouts (of the CMA-ES runs the mode trains).
         quiet: No progress bars.
     """
-    _stage("train-controller", run_dir, env, preset, quiet, controller=dict(
-        generations=generations, popsize=popsize, rollouts=rollouts, temperature=temperature,
-        backend=backend, seed=seed))
+    dream_mode, real_mode = mode in ("dream", "dream-then-real"), mode in ("real", "dream-then-real")
+    finetune = mode == "dream-then-real"
+    controller = dict(generations=generations, popsize=popsize, rollouts=rollouts, temperature=temperature,
+                      backend=dream_backend, seed=seed if dream_mode else None)
+    real = dict(popsize=real_popsize, rollouts=real_rollouts, max_steps=real_max_steps, backend=backend,
+                workers=workers, address=address, rollout_timeout_s=rollout_timeout,
+                seed=seed if real_mode else None,
+                **{("finetune_generations" if finetune else "generations"): real_generations,
+                   ("finetune_sigma0" if finetune else "sigma0"): real_sigma0})
+    # eval_every / eval_rollouts go to the CMA-ES the mode trains last
+    (real if real_mode else controller).update(eval_every=eval_every, eval_rollouts=eval_rollouts)
+    name = {"dream": "train-controller", "real": "train-controller-real",
+            "dream-then-real": "train-controller-dream-real"}[mode]
+    _stage(name, run_dir, env, preset, quiet, call={"mode": mode}, method="train_controller",
+           controller=controller, real=real)
 
 
 def evaluate(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = None,
+             controller: Literal["dream", "real", "dream-real", "iterate"] = "dream",
              episodes: Optional[int] = None, seed_start: Optional[int] = None,
              max_steps: Optional[int] = None, workers: Optional[int] = None,
              video: bool = True, quiet: bool = False) -> None:
-    """Evaluate the trained controller (with V and M) in the real environment.
+    """Evaluate a trained controller (with V and M) in the real environment.
 
-    Writes RUN_DIR/evaluate.json (mean, std, returns, seeds) and RUN_DIR/evaluate.gif.
+    Writes RUN_DIR/evaluate.json (mean, std, returns, seeds) and RUN_DIR/evaluate.gif for the
+    dream-trained controller; RUN_DIR/evaluate-<controller>.json and .gif for the others.
 
     Args:
         run_dir: Run directory.
         env: Environment (default: the run's).
         preset: Preset for the defaults (default: the run's config, else quick).
+        controller: dream (train-controller), real (--mode real), dream-real (--mode dream-then-real)
+            or iterate (the last iterate round's).
         episodes: Real episodes.
         seed_start: Episode i uses env seed seed_start+i.
         max_steps: Steps per episode at most.
@@ -169,8 +211,48 @@ def evaluate(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = N
         video: Write a GIF of the first episode.
         quiet: No progress bars.
     """
-    _stage("evaluate", run_dir, env, preset, quiet, evaluate=dict(
+    name = "evaluate" if controller == "dream" else f"evaluate-{controller}"
+    _stage(name, run_dir, env, preset, quiet, call={"controller": controller}, method="evaluate", evaluate=dict(
         episodes=episodes, seed_start=seed_start, max_steps=max_steps, workers=workers, video=video))
+
+
+def iterate(run_dir: Path, rounds: int = 1, env: Optional[str] = None, preset: Optional[str] = None,
+            start: Optional[Literal["dream", "dream-real", "real"]] = None, episodes: Optional[int] = None,
+            noise: Optional[float] = None, retrain_vae: bool = False, rnn_epochs: Optional[int] = None,
+            generations: Optional[int] = None, eval_episodes: Optional[int] = None,
+            workers: Optional[int] = None, dream_backend: Optional[str] = None, quiet: bool = False) -> None:
+    """Iterative refinement: rounds of collect with C (+ noise), retrain M (V optional), retrain C in the dream.
+
+    Each round's real score goes into RUN_DIR/iterate.json (one row per round). Rounds are
+    cumulative (--rounds 3 after --rounds 1 runs rounds 2-3) and resumable: a killed
+    iterate continues at the round and step it was in.
+
+    Args:
+        run_dir: Run directory (with the pipeline's V, M, latents and a trained controller).
+        rounds: Rounds in all.
+        env: Environment (default: the run's).
+        preset: Preset for the defaults (default: the run's config, else quick).
+        start: Controller of round 1: dream (default), dream-real or real.
+        episodes: New real episodes per round.
+        noise: Std of the Gaussian exploration noise on C's actions while collecting.
+        retrain_vae: Also retrain V each round (and re-encode every episode).
+        rnn_epochs: Extra epochs of M per round.
+        generations: Dream CMA-ES generations per round.
+        eval_episodes: Real episodes scoring each round's controller.
+        workers: Worker processes for collection (real.workers) and scoring (evaluate.workers).
+        dream_backend: Dream engine: auto, torch, cpp or cuda.
+        quiet: No progress bars.
+    """
+    from .pipeline import Run, replace
+
+    cfg = replace(_config(run_dir, env, preset), **{k: {f: v for f, v in d.items() if v is not None} for k, d in dict(
+        iterate=dict(start=start, episodes=episodes, noise=noise, retrain_vae=True if retrain_vae else None,
+                     rnn_epochs=rnn_epochs, generations=generations, eval_episodes=eval_episodes),
+        real=dict(workers=workers), evaluate=dict(workers=workers), controller=dict(backend=dream_backend)).items()})
+    run = Run(run_dir, cfg, progress=not quiet, save_config=not (run_dir / "config.json").exists())
+    result = run.iterate(rounds)
+    print(json.dumps({"stage": "iterate", "run_dir": str(run_dir), "path": result["path"], "rounds": [
+        {k: v for k, v in row.items() if not isinstance(v, (list, dict))} for row in result["rounds"]]}, indent=1))
 
 
 COMMANDS: dict[str, Callable[..., None]] = {
@@ -181,6 +263,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "train-rnn": train_rnn,
     "train-controller": train_controller,
     "evaluate": evaluate,
+    "iterate": iterate,
 }
 
 

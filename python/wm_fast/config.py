@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import os
 
@@ -142,6 +142,66 @@ class EvalConfig:
 
 
 @dataclass
+class RealConfig:
+    """CMA-ES on C in the real environment (`train-controller --mode real|dream-then-real`)."""
+
+    popsize: int = 64
+    """CMA-ES population size."""
+    rollouts: int = 16
+    """Real episodes per candidate (fitness = mean return)."""
+    generations: int = 1800
+    """Generations of `--mode real` (CMA-ES from zeros; the paper ran ~1800)."""
+    sigma0: float = 0.1
+    """Initial CMA-ES step size of `--mode real`."""
+    finetune_generations: int = 100
+    """Generations of the real phase of `--mode dream-then-real` (starts at the dream solution)."""
+    finetune_sigma0: float = 0.05
+    """Initial step size of the real phase of `--mode dream-then-real` (smaller: it starts near a solution)."""
+    max_steps: int = 1000
+    """Steps per real episode at most."""
+    l2_penalty: float = 0.01
+    """Fitness penalty weight * mean(params^2), as in the dream."""
+    eval_every: int = 25
+    """Every N generations, evaluate the CMA mean on `eval_rollouts` real episodes."""
+    eval_rollouts: int = 1024
+    """Real episodes for the periodic evaluation of the CMA mean (the paper used 1024)."""
+    workers: int = field(default_factory=default_workers)
+    """Workers running episodes: local processes, or Ray actors (the local Ray cluster gets this many CPUs)."""
+    backend: Literal["local", "ray"] = "local"
+    """Where episodes run: `local` worker processes or `ray` actors."""
+    address: Optional[str] = None
+    """Ray only: address of an existing cluster (e.g. "auto" or "host:6379"); None starts a local one."""
+    rollout_timeout_s: float = 600.0
+    """An episode running longer than this is presumed hung: its worker is killed and the episode re-run elsewhere."""
+    max_attempts: int = 3
+    """Tries per episode (worker death, hang or error) before it is dropped from the candidate's mean."""
+    seed: int = 0
+    """Seed of CMA-ES and of the episodes' env seeds."""
+
+
+@dataclass
+class IterateConfig:
+    """Iterative refinement (`wm-fast iterate`): collect with C, retrain M (and V), retrain C in the dream."""
+
+    start: Literal["dream", "dream-real", "real"] = "dream"
+    """Controller round 1 collects with: the dream one, the dream-then-real one, or the real one."""
+    episodes: int = 1000
+    """New real episodes collected per round with the current controller."""
+    noise: float = 0.1
+    """Std of the Gaussian exploration noise added to C's actions while collecting (then clipped)."""
+    retrain_vae: bool = False
+    """Also retrain V each round (and re-encode every episode); off: V stays, new episodes are encoded."""
+    vae_epochs: int = 1
+    """Extra epochs of V per round when `retrain_vae`."""
+    rnn_epochs: int = 20
+    """Extra epochs of M per round, on old + new episodes (continues from the previous M)."""
+    generations: int = 100
+    """Dream CMA-ES generations per round (continues from the previous controller)."""
+    eval_episodes: int = 100
+    """Real episodes scoring each round's controller (seeds as `evaluate.seed_start`)."""
+
+
+@dataclass
 class PipelineConfig:
     """All stages of one run."""
 
@@ -154,6 +214,8 @@ class PipelineConfig:
     rnn: RNNConfig = field(default_factory=RNNConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
+    real: RealConfig = field(default_factory=RealConfig)
+    iterate: IterateConfig = field(default_factory=IterateConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -175,6 +237,13 @@ def _quick() -> PipelineConfig:
             eval_rollouts=256,
         ),
         evaluate=EvalConfig(episodes=5, max_steps=1000),
+        # Real CarRacing episodes take ~7 s each on one core here: the real phase is kept to
+        # ~100 episodes (a few minutes on 2 workers); every real score uses >= 20 episodes.
+        real=RealConfig(
+            popsize=8, rollouts=2, generations=4, finetune_generations=4, max_steps=1000, eval_every=4,
+            eval_rollouts=20,
+        ),
+        iterate=IterateConfig(episodes=16, rnn_epochs=20, generations=20, eval_episodes=20),
     )
 
 
@@ -189,6 +258,11 @@ def _tiny() -> PipelineConfig:
             eval_rollouts=8,
         ),
         evaluate=EvalConfig(episodes=2, max_steps=30, workers=2),
+        real=RealConfig(
+            popsize=4, rollouts=2, generations=2, finetune_generations=2, max_steps=30, eval_every=1,
+            eval_rollouts=2, workers=2, rollout_timeout_s=120.0,
+        ),
+        iterate=IterateConfig(episodes=2, rnn_epochs=1, generations=2, eval_episodes=2),
     )
 
 
@@ -237,6 +311,19 @@ def validate(cfg: PipelineConfig) -> None:
         "evaluate.episodes": cfg.evaluate.episodes,
         "evaluate.max_steps": cfg.evaluate.max_steps,
         "evaluate.workers": cfg.evaluate.workers,
+        "real.popsize": cfg.real.popsize,
+        "real.rollouts": cfg.real.rollouts,
+        "real.generations": cfg.real.generations,
+        "real.finetune_generations": cfg.real.finetune_generations,
+        "real.max_steps": cfg.real.max_steps,
+        "real.eval_every": cfg.real.eval_every,
+        "real.eval_rollouts": cfg.real.eval_rollouts,
+        "real.workers": cfg.real.workers,
+        "real.max_attempts": cfg.real.max_attempts,
+        "iterate.episodes": cfg.iterate.episodes,
+        "iterate.rnn_epochs": cfg.iterate.rnn_epochs,
+        "iterate.generations": cfg.iterate.generations,
+        "iterate.eval_episodes": cfg.iterate.eval_episodes,
     }
     for name, value in positive.items():
         if value <= 0:
@@ -246,6 +333,9 @@ def validate(cfg: PipelineConfig) -> None:
         "rnn.lr": cfg.rnn.lr,
         "controller.sigma0": cfg.controller.sigma0,
         "controller.temperature": cfg.controller.temperature,
+        "real.sigma0": cfg.real.sigma0,
+        "real.finetune_sigma0": cfg.real.finetune_sigma0,
+        "real.rollout_timeout_s": cfg.real.rollout_timeout_s,
     }.items():
         if not value > 0:
             raise ConfigError(f"{name} must be positive, got {value}")
@@ -263,3 +353,17 @@ def validate(cfg: PipelineConfig) -> None:
         raise ConfigError(
             f"controller.backend must be auto, torch, cpp or cuda, got {cfg.controller.backend!r}"
         )
+    if cfg.real.popsize < 2:
+        raise ConfigError(f"real.popsize must be at least 2, got {cfg.real.popsize}")
+    if cfg.real.backend not in ("local", "ray"):
+        hint = " (the dream backend is controller.backend, --dream-backend)" if cfg.real.backend in (
+            "auto", "torch", "cpp", "cuda") else ""
+        raise ConfigError(f"real.backend must be local or ray, got {cfg.real.backend!r}{hint}")
+    if cfg.real.address is not None and cfg.real.backend != "ray":
+        raise ConfigError("real.address (--address) is for --backend ray only")
+    if cfg.iterate.start not in ("dream", "dream-real", "real"):
+        raise ConfigError(f"iterate.start must be dream, dream-real or real, got {cfg.iterate.start!r}")
+    if not cfg.iterate.noise >= 0:
+        raise ConfigError(f"iterate.noise must be non-negative, got {cfg.iterate.noise}")
+    if cfg.iterate.retrain_vae and cfg.iterate.vae_epochs <= 0:
+        raise ConfigError(f"iterate.vae_epochs must be positive, got {cfg.iterate.vae_epochs}")

@@ -3,14 +3,23 @@
 Every generation the full state is saved atomically in one file, `es_state.pt`
 (loads with `weights_only=True`): the pickled CMA-ES object (`es.pickle_dumps()`) as a
 uint8 tensor, numpy's global RNG state (which `cma` samples from), the generation counter,
-the best solutions and the log. A kill at any moment loses at most the generation in flight;
-rerunning continues with the same mean, step size and random stream.
+the current mean and the best solutions (best candidate seen, best evaluated mean), the
+periodic evaluations and the log. A kill at any moment loses at most the generation in
+flight; rerunning continues with the same mean, step size and random stream, and (evaluators
+being deterministic given their seed) ends with the same result as an uninterrupted run.
+
+Evaluators: `DreamEvaluator` here (the whole population in one dream call) and
+`wm_fast.real.RealEvaluator` (real episodes on worker processes or Ray). An evaluator may
+expose `steps_done` (env or dream steps so far, for steps/s), `episodes_done`, and
+`last_report` (faults of its last call: worker deaths, hangs, retries), which goes into the
+generation's log entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import pickle
 import time
@@ -29,6 +38,8 @@ from .storage import CheckpointError, atomic_write_bytes, load_checkpoint, save_
 STATE_FILE = "es_state.pt"
 CONTROLLER_FILE = "controller.pt"
 
+log = logging.getLogger("wm_fast.es")
+
 
 class Evaluator(Protocol):
     """Scores a population: params (P, n) float32 → mean return per candidate (P,)."""
@@ -39,14 +50,20 @@ class Evaluator(Protocol):
 
 
 class DreamEvaluator:
-    """Evaluates the whole population inside M in one dream call."""
+    """Evaluates the whole population inside M in one dream call.
+
+    With `common_random_numbers`, every candidate of a call dreams with the same noise for
+    rollout r (same start states, same samples), so candidates are ranked on equal draws.
+    """
 
     name = "dream"
 
     def __init__(self, model: MDNRNN, init_mu: torch.Tensor, init_logvar: torch.Tensor,
                  cfg: ControllerConfig, action_mapping: str = "carracing",
-                 controller_input: str = "zh", reward_source: str = "model"):
+                 controller_input: str = "zh", reward_source: str = "model",
+                 common_random_numbers: bool = False):
         self.model, self.init_mu, self.init_logvar, self.cfg = model, init_mu, init_logvar, cfg
+        self.common_random_numbers = bool(common_random_numbers)
         self.action_mapping, self.controller_input, self.reward_source = (
             action_mapping, controller_input, reward_source)
         self.backend = resolve_backend(cfg.backend)
@@ -57,6 +74,7 @@ class DreamEvaluator:
             steps=self.cfg.dream_steps, rollouts=rollouts, temperature=self.cfg.temperature,
             seed=seed, action_mapping=self.action_mapping, controller_input=self.controller_input,
             reward_source=self.reward_source, done_threshold=self.cfg.done_threshold,
+            common_random_numbers=self.common_random_numbers,
         )
         result = dream(self.model, torch.as_tensor(params, dtype=torch.float32), self.init_mu,
                        self.init_logvar, opts, backend=self.backend)  # type: ignore[arg-type]
@@ -88,6 +106,26 @@ def _new_es(n: int, cfg: ControllerConfig, x0: np.ndarray | None):
     return cma.CMAEvolutionStrategy(np.zeros(n) if x0 is None else x0, cfg.sigma0, opts)
 
 
+def generations_done(out_dir: Path | str) -> int:
+    """Generations already finished in `out_dir` (0 when it holds no CMA-ES state)."""
+    path = Path(out_dir) / STATE_FILE
+    if not path.exists():
+        return 0
+    return int(load_checkpoint(path, required=("generation",))["generation"])
+
+
+def _fault_fields(report: dict[str, Any] | None) -> dict[str, Any]:
+    """Log-entry fields from an evaluator's report: faults (when any) and worker memory."""
+    if not report:
+        return {}
+    out: dict[str, Any] = {}
+    if report.get("events"):
+        out["faults"] = {**{k: v for k, v in report.get("summary", {}).items() if v}, "events": report["events"]}
+    if report.get("rss_mb"):
+        out["worker_rss_mb"] = {str(pid): round(mb, 1) for pid, mb in report["rss_mb"].items()}
+    return out
+
+
 def train_controller(
     evaluator: Evaluator,
     n_params: int,
@@ -96,15 +134,24 @@ def train_controller(
     x0: np.ndarray | None = None,
     progress: bool = True,
     on_generation: Callable[[int], None] | None = None,
+    eval_start: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) CMA-ES for cfg.generations generations.
 
     Fitness of a candidate = mean return over cfg.rollouts rollouts − l2_penalty·mean(x²),
     maximised (cma minimises its negative). Every cfg.eval_every generations, and at the
     end, the CMA mean is scored on cfg.eval_rollouts rollouts; the best such mean is the
-    final controller, saved as `controller.pt` {"params": (n,), ...}.
+    final controller, saved as `controller.pt` {"params": (n,), "mean_params",
+    "eval_return", "evaluator", ...}. With `eval_start`, the starting point x0 is scored
+    first too (generation 0), so a run that starts from a solution never ends worse than it.
 
-    Returns: metrics dict (generations, best_eval, history tail, seconds, ...).
+    log.jsonl gets one line per generation: generation, best / mean / worst return, sigma,
+    wall_s, elapsed_s, steps_per_s, evaluator, episodes (when the evaluator counts them),
+    faults (worker deaths, hangs, retries, with one line per event, only when there were
+    any), worker_rss_mb (per worker, when the evaluator reports it) and, on evaluation
+    generations, mean_solution_return.
+
+    Returns: metrics dict (generations, best_eval_return, evals, last, seconds, ...).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -120,36 +167,54 @@ def train_controller(
         evals: list[dict] = list(state.get("evals", []))
         best_eval = state.get("best_eval")
         best_eval_params = state.get("best_eval_params")
+        best_return = state.get("best_return")
+        best_params = state.get("best_params")
     else:
         es = _new_es(n_params, cfg, x0)
         generation, history, evals = 0, [], []
         best_eval, best_eval_params = None, None
+        best_return, best_params = None, None
+
+    def write_log() -> None:
+        atomic_write_bytes(out_dir / "log.jsonl",
+                           "".join(json.dumps(h) + "\n" for h in history).encode())
 
     def save() -> None:
         save_checkpoint(state_path, {
             "es_pickle": torch.frombuffer(bytearray(es.pickle_dumps()), dtype=torch.uint8),
             "np_rng": _np_rng_state(), "generation": generation, "history": history,
             "evals": evals, "best_eval": best_eval, "best_eval_params": best_eval_params,
-            "config": dataclasses.asdict(cfg),
+            "mean_params": torch.as_tensor(np.asarray(es.mean), dtype=torch.float32),
+            "sigma": float(es.sigma), "best_return": best_return, "best_params": best_params,
+            "seed": cfg.seed, "config": dataclasses.asdict(cfg),
         })
-        atomic_write_bytes(out_dir / "log.jsonl",
-                           "".join(json.dumps(h) + "\n" for h in history).encode())
+        write_log()
 
-    def evaluate_mean() -> None:
+    def evaluate_mean() -> dict[str, Any]:
         nonlocal best_eval, best_eval_params
         mean = np.asarray(es.mean, dtype=np.float32)
         score = float(evaluator(mean[None], _generation_seed(cfg.seed, generation, salt=1),
                                 cfg.eval_rollouts)[0])
-        evals.append({"generation": generation, "mean_solution_return": score})
+        entry = {"generation": generation, "mean_solution_return": score, "rollouts": cfg.eval_rollouts,
+                 **_fault_fields(getattr(evaluator, "last_report", None))}
+        entry.pop("worker_rss_mb", None)
+        evals.append(entry)
         if best_eval is None or score > best_eval:
             best_eval, best_eval_params = score, torch.from_numpy(mean.copy())
+        return entry
 
     start = time.perf_counter()
+    if eval_start and generation == 0 and not evals:
+        entry = evaluate_mean()
+        log.info("starting point scored %.2f over %d %s rollouts", entry["mean_solution_return"],
+                 cfg.eval_rollouts, evaluator.name)
+        save()
     bar = tqdm(total=cfg.generations, initial=min(generation, cfg.generations), disable=not progress,
                desc=f"CMA-ES ({evaluator.name})", unit="gen")
     while generation < cfg.generations:
         t0 = time.perf_counter()
         steps_before = getattr(evaluator, "steps_done", 0)
+        episodes_before = getattr(evaluator, "episodes_done", None)
         solutions = np.asarray(es.ask(), dtype=np.float64)
         returns = evaluator(solutions.astype(np.float32), _generation_seed(cfg.seed, generation), cfg.rollouts)
         if not np.isfinite(returns).all():
@@ -159,13 +224,24 @@ def train_controller(
         wall = time.perf_counter() - t0
         steps = getattr(evaluator, "steps_done", 0) - steps_before
         generation += 1
-        history.append({
+        k = int(np.argmax(returns))
+        if best_return is None or returns[k] > best_return:
+            best_return, best_params = float(returns[k]), torch.as_tensor(solutions[k], dtype=torch.float32)
+        entry: dict[str, Any] = {
             "generation": generation, "best": float(returns.max()), "mean": float(returns.mean()),
             "worst": float(returns.min()), "sigma": float(es.sigma), "wall_s": wall,
+            "elapsed_s": (history[-1].get("elapsed_s", 0.0) if history else 0.0) + wall,
             "steps_per_s": steps / wall if wall > 0 else 0.0, "evaluator": evaluator.name,
-        })
+        }
+        if episodes_before is not None:
+            entry["episodes"] = getattr(evaluator, "episodes_done") - episodes_before
+        entry.update(_fault_fields(getattr(evaluator, "last_report", None)))
+        if "faults" in entry:
+            log.warning("generation %d completed despite faults: %s", generation,
+                        {k: v for k, v in entry["faults"].items() if k != "events"})
+        history.append(entry)
         if generation % cfg.eval_every == 0 or generation == cfg.generations:
-            evaluate_mean()
+            entry["mean_solution_return"] = evaluate_mean()["mean_solution_return"]
         save()
         if on_generation is not None:
             on_generation(generation)
@@ -176,13 +252,16 @@ def train_controller(
     if best_eval_params is None:  # resumed a finished run that never evaluated
         evaluate_mean()
         save()
+    write_log()  # a kill between the state and the log leaves the log one line short
     save_checkpoint(out_dir / CONTROLLER_FILE, {
         "params": best_eval_params, "mean_params": torch.as_tensor(np.asarray(es.mean), dtype=torch.float32),
-        "dream_return": best_eval, "generation": generation, "config": dataclasses.asdict(cfg),
+        "eval_return": best_eval, "evaluator": evaluator.name, "generation": generation,
+        "config": dataclasses.asdict(cfg),
+        **({"dream_return": best_eval} if evaluator.name == "dream" else {}),
     })
     plot_curves(history, evals, out_dir / "curve.png")
     return {
-        "generations": generation, "best_eval_return": best_eval, "evals": evals,
+        "generations": generation, "best_eval_return": best_eval, "evals": evals, "evaluator": evaluator.name,
         "last": history[-1] if history else None, "seconds_this_call": time.perf_counter() - start,
         "total_wall_s": float(sum(h["wall_s"] for h in history)),
     }

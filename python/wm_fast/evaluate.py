@@ -1,13 +1,12 @@
 """Real-environment evaluation of C acting on V's z and M's h, and an episode video.
 
 Per step: z_t = V.encode(frame_t).mu, a_t = C([z_t, h_t]), the env steps with a_t,
-and M advances its state with (z_t, a_t). Episodes run in worker processes, one env and
-one copy of V, M, C per worker.
+and M advances its state with (z_t, a_t). Episodes run in worker processes (see
+`wm_fast.real`), one env and one copy of V, M, C per worker.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,18 @@ from tqdm.auto import tqdm
 from .config import EvalConfig
 from .storage import atomic_write_json
 
-_WORKER: dict[str, Any] = {}
-
 
 class Agent:
-    """V + M + C acting in a real environment, one step at a time."""
+    """V + M + C acting in a real environment, one step at a time.
 
-    def __init__(self, vae_path: Path | str, rnn_path: Path | str, controller_path: Path | str,
+    Built once per worker; `set_params` copies new controller parameters into the existing
+    tensor (no new modules per call: worker memory stays flat over any number of calls).
+    `controller_path=None` starts with zero parameters.
+    """
+
+    def __init__(self, vae_path: Path | str, rnn_path: Path | str, controller_path: Path | str | None,
                  action_mapping: str, controller_input: str = "zh"):
-        from .controller import LinearController, input_size, output_size
+        from .controller import LinearController, input_size, n_params, output_size
         from .es import load_controller
         from .train_rnn import load_mdnrnn
         from .train_vae import load_vae
@@ -36,29 +38,55 @@ class Agent:
         self.model = load_mdnrnn(rnn_path)
         m = self.model
         self.controller_input = controller_input
-        self.controller = LinearController(
-            load_controller(controller_path), input_size(m.z_dim, m.hidden, controller_input),
-            output_size(action_mapping, m.action_dim), action_mapping, m.action_dim)  # type: ignore[arg-type]
+        in_size = input_size(m.z_dim, m.hidden, controller_input)  # type: ignore[arg-type]
+        out_size = output_size(action_mapping, m.action_dim)  # type: ignore[arg-type]
+        self.n_params = n_params(in_size, out_size)
+        params = load_controller(controller_path) if controller_path is not None else torch.zeros(self.n_params)
+        self.controller = LinearController(params.clone(), in_size, out_size, action_mapping,  # type: ignore[arg-type]
+                                           m.action_dim)
         self.reset()
+
+    def set_params(self, params: np.ndarray | torch.Tensor) -> None:
+        """Load flat controller params (n,) in place (C's W and b are views of this tensor)."""
+        p = torch.as_tensor(np.asarray(params, dtype=np.float32))
+        if p.shape != (self.n_params,):
+            raise ValueError(f"controller params must have shape ({self.n_params},), got {tuple(p.shape)}")
+        if not torch.isfinite(p).all():
+            raise ValueError("controller params hold NaN or infinite values")
+        self.controller.params.copy_(p)
 
     def reset(self) -> None:
         self.state = self.model.initial_state(1)
 
     @torch.no_grad()
-    def act(self, frame: np.ndarray) -> np.ndarray:
-        """frame (64, 64, 3) uint8 → action (A,) float32; advances M's state."""
+    def act(self, frame: np.ndarray, noise: np.ndarray | None = None,
+            low: np.ndarray | None = None, high: np.ndarray | None = None) -> np.ndarray:
+        """frame (64, 64, 3) uint8 → action (A,) float32; advances M's state.
+
+        With `noise` (A,), the action is C's plus the noise, clipped to [low, high]; M's state
+        advances with the action actually taken.
+        """
         from .controller import controller_features
         from .vae import frames_to_tensor
 
         mu, _ = self.vae.encode(frames_to_tensor(frame[None]))
         h, c = self.state
         action = self.controller(controller_features(mu, h, c, self.controller_input))  # (1, A)
+        if noise is not None:
+            a = action[0].numpy() + noise
+            if low is not None and high is not None:
+                a = np.clip(a, low, high)
+            action = torch.as_tensor(a, dtype=torch.float32)[None]
         _, self.state = self.model.step(mu, action, self.state)
         return action[0].numpy().astype(np.float32)
 
 
-def run_episode(env, agent: Agent, seed: int, record: bool = False) -> tuple[float, int, list[np.ndarray]]:
-    """One episode; returns (total reward, steps, raw frames if `record`)."""
+def run_episode(env, agent: Agent, seed: int, record: bool = False,
+                max_steps: int | None = None) -> tuple[float, int, list[np.ndarray]]:
+    """One episode; returns (total reward, steps, raw frames if `record`).
+
+    Ends when the env terminates or truncates, or after `max_steps` steps when given.
+    """
     frame = env.reset(seed)
     agent.reset()
     total, steps, frames = 0.0, 0, []
@@ -68,22 +96,37 @@ def run_episode(env, agent: Agent, seed: int, record: bool = False) -> tuple[flo
         frame, reward, terminated, truncated = env.step(agent.act(frame))
         total += reward
         steps += 1
-        if terminated or truncated:
+        if terminated or truncated or (max_steps is not None and steps >= max_steps):
             return total, steps, frames
 
 
-def _init_worker(env_name: str, max_steps: int, paths: tuple[str, str, str]) -> None:
-    from .envs import make, spec
+def noisy_episode(env, agent: Agent, seed: int, max_steps: int, noise: float) -> dict[str, Any]:
+    """One episode of C plus Gaussian exploration noise, kept as an episode shard's arrays.
 
-    torch.set_num_threads(1)
-    _WORKER["env"] = make(env_name, max_steps=max_steps)
-    _WORKER["agent"] = Agent(*paths, action_mapping=spec(env_name).action_mapping)
-
-
-def _worker_episode(job: tuple[int, int, bool]) -> tuple[int, float, int, list[np.ndarray]]:
-    index, seed, record = job
-    ret, steps, frames = run_episode(_WORKER["env"], _WORKER["agent"], seed, record)
-    return index, ret, steps, frames
+    The noise comes from a generator seeded by the env seed, so the episode depends on
+    `seed` only. Returns frames (T+1, 64, 64, 3) uint8, actions (T, A), rewards (T,),
+    terminated, truncated, seed (the `shards.save_episode` arguments).
+    """
+    rng = np.random.default_rng([int(seed), 0x1D1E])
+    low = np.asarray(env.action_low, dtype=np.float32)
+    high = np.asarray(env.action_high, dtype=np.float32)
+    first = env.reset(seed)
+    agent.reset()
+    frames = [first]
+    actions, rewards = [], []
+    terminated = truncated = False
+    while len(actions) < max_steps and not (terminated or truncated):
+        eps = (noise * rng.standard_normal(low.shape)).astype(np.float32) if noise > 0 else None
+        a = agent.act(frames[-1], eps, low, high)
+        frame, reward, terminated, truncated = env.step(a)
+        frames.append(frame)
+        actions.append(a)
+        rewards.append(reward)
+    return {
+        "frames": np.stack(frames), "actions": np.stack(actions).astype(np.float32),
+        "rewards": np.asarray(rewards, dtype=np.float32), "terminated": bool(terminated),
+        "truncated": bool(truncated or not terminated), "seed": int(seed),
+    }
 
 
 def evaluate(
@@ -95,38 +138,42 @@ def evaluate(
     out_json: Path | str | None = None,
     video_path: Path | str | None = None,
     progress: bool = True,
+    timeout_s: float = 600.0,
 ) -> dict[str, Any]:
     """Run cfg.episodes real episodes with seeds seed_start + i; write out_json and a GIF.
 
-    Returns {"mean", "std", "returns", "lengths", "seeds", "episodes", "seconds", "video"}.
+    Episodes run on `cfg.workers` local worker processes (`wm_fast.real.WorkerPool`): a
+    worker that dies or runs an episode longer than `timeout_s` is replaced and the episode
+    re-run; the result says how many such faults there were.
+
+    Returns {"mean", "std", "returns", "lengths", "seeds", "episodes", "seconds", "video", "faults"}.
     """
-    paths = (str(vae_path), str(rnn_path), str(controller_path))
+    from .es import load_controller
+    from .real import Task, WorkerPool, env_action_mapping, worker_spec
+
+    params = load_controller(controller_path).numpy()
     seeds = [cfg.seed_start + i for i in range(cfg.episodes)]
-    jobs = [(i, s, cfg.video and i == 0 and video_path is not None) for i, s in enumerate(seeds)]
-    returns, lengths = [0.0] * len(seeds), [0] * len(seeds)
-    video_frames: list[np.ndarray] = []
+    tasks = [Task("episode", s, params, {"record": bool(cfg.video and i == 0 and video_path is not None)},
+                  label=f"evaluation episode {i} (env seed {s})") for i, s in enumerate(seeds)]
+    spec = worker_spec(env_name, cfg.max_steps, vae_path, rnn_path, env_action_mapping(env_name))
     start = time.perf_counter()
-    bar = tqdm(total=len(jobs), disable=not progress, desc="evaluate", unit="ep")
+    bar = tqdm(total=len(tasks), disable=not progress, desc="evaluate", unit="ep")
 
-    def collect(result: tuple[int, float, int, list[np.ndarray]]) -> None:
-        i, ret, steps, frames = result
-        returns[i], lengths[i] = ret, steps
-        if frames:
-            video_frames.extend(frames)
+    def on_result(i: int, out: dict[str, Any]) -> None:
         bar.update(1)
-        bar.set_postfix(last=f"{ret:.1f}")
+        bar.set_postfix(last=f"{out['return']:.1f}")
 
-    workers = min(cfg.workers, len(jobs))
-    if workers <= 1:
-        _init_worker(env_name, cfg.max_steps, paths)
-        for job in jobs:
-            collect(_worker_episode(job))
-    else:
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(env_name, cfg.max_steps, paths)) as pool:
-            for result in pool.imap_unordered(_worker_episode, jobs):
-                collect(result)
+    with WorkerPool(spec, min(cfg.workers, len(tasks)), timeout_s=timeout_s) as pool:
+        results, report = pool.run(tasks, on_result=on_result)
     bar.close()
+    failed = [i for i, r in enumerate(results) if r is None]
+    if failed:
+        from .storage import WmFastError
+
+        raise WmFastError(f"evaluation episodes {failed} failed on every attempt: {report['events'][-1]}")
+    returns = [float(r["return"]) for r in results]  # type: ignore[index]
+    lengths = [int(r["steps"]) for r in results]  # type: ignore[index]
+    video_frames = [f for r in results for f in (r.get("frames") or [])]  # type: ignore[union-attr]
 
     video = None
     if video_frames and video_path is not None:
@@ -134,7 +181,7 @@ def evaluate(
     result = {
         "mean": float(np.mean(returns)), "std": float(np.std(returns)), "returns": returns,
         "lengths": lengths, "seeds": seeds, "episodes": len(seeds), "env": env_name,
-        "seconds": time.perf_counter() - start, "video": video,
+        "seconds": time.perf_counter() - start, "video": video, "faults": report["summary"],
     }
     if out_json is not None:
         atomic_write_json(out_json, result)

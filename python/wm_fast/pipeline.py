@@ -14,6 +14,12 @@ Layout of a run directory D (each stage reads the previous stages' files, writes
     D/controller/es_state.pt, controller.pt, log.jsonl, curve.png   train-controller
     D/evaluate.json, D/evaluate.gif                    evaluate
     D/<stage>.json              metrics + config of each finished stage
+
+Beyond the pipeline (each with its stage record D/<stage>.json):
+    D/controller_real/...       train-controller --mode real (CMA-ES in the real env from zeros)
+    D/controller_dream_real/... train-controller --mode dream-then-real (real CMA-ES from D/controller's solution)
+    D/evaluate-<name>.json      evaluate --controller real|dream-real|iterate
+    D/iterate/round_NNN/...     iterate (see iterate.py); D/iterate.json has one row per round
 """
 
 from __future__ import annotations
@@ -39,7 +45,19 @@ _STAGE_SECTIONS = {
     "train-rnn": ("collect", "vae", "rnn"),
     "train-controller": ("collect", "vae", "rnn", "controller"),
     "evaluate": ("collect", "vae", "rnn", "controller", "evaluate"),
+    "train-controller-real": ("collect", "vae", "rnn", "real"),
+    "train-controller-dream-real": ("collect", "vae", "rnn", "controller", "real"),
+    "evaluate-real": ("collect", "vae", "rnn", "real", "evaluate"),
+    "evaluate-dream-real": ("collect", "vae", "rnn", "controller", "real", "evaluate"),
+    "evaluate-iterate": ("collect", "vae", "rnn", "controller", "real", "iterate", "evaluate"),
 }
+# Settings that change where or how fast work runs, not its results.
+_NOT_RESULTS = ("workers", "backend", "address", "rollout_timeout_s", "max_attempts")
+
+MODES = ("dream", "real", "dream-then-real")
+"""`train-controller --mode`: CMA-ES in M's dream, in the real env, or dream then a real fine-tune."""
+CONTROLLERS = ("dream", "real", "dream-real", "iterate")
+"""Trained controllers a run can hold (see `Run.controller_file`)."""
 
 
 def git_commit() -> str:
@@ -63,7 +81,8 @@ def _stage_config(cfg: PipelineConfig, stage: str) -> dict[str, Any]:
     out = {"env": d["env"]}
     for section in _STAGE_SECTIONS[stage]:
         section_dict = dict(d[section])
-        section_dict.pop("workers", None)  # parallelism does not change results
+        for key in _NOT_RESULTS if section in ("real", "collect", "evaluate") else ():
+            section_dict.pop(key, None)  # parallelism does not change results
         out[section] = section_dict
     return out
 
@@ -87,10 +106,11 @@ class Run:
         cfg: the config; when None, the run's saved config.json (or the `quick` preset).
         progress: show progress bars.
         save_config: write cfg as the run's config.json (False for one-off overrides of one stage).
+        log: where stages print one-line notices (e.g. the projected wall time of a real run).
     """
 
     def __init__(self, run_dir: Path | str, cfg: PipelineConfig | None = None, progress: bool = True,
-                 save_config: bool = True):
+                 save_config: bool = True, log: Callable[[str], None] = print):
         self.dir = Path(run_dir)
         saved = self.dir / "config.json"
         if cfg is None:
@@ -98,9 +118,10 @@ class Run:
         validate(cfg)
         self.cfg = cfg
         self.progress = progress
+        self.log = log
         self.dir.mkdir(parents=True, exist_ok=True)
         if save_config or not saved.exists():
-            for stage in STAGES:  # refuse (ConfigError) before overwriting a run made with another config
+            for stage in _STAGE_SECTIONS:  # refuse (ConfigError) before overwriting a run made with another config
                 self.is_complete(stage)
             atomic_write_json(saved, cfg.to_dict())
 
@@ -129,6 +150,21 @@ class Run:
     def controller_path(self) -> Path:
         return self.controller_dir / "controller.pt"
 
+    def controller_file(self, name: str = "dream") -> Path:
+        """controller.pt of controller `name`: dream (D/controller), real (D/controller_real),
+        dream-real (D/controller_dream_real) or iterate (the last finished iterate round's)."""
+        if name == "dream":
+            return self.controller_path
+        if name == "real":
+            return self.dir / "controller_real" / "controller.pt"
+        if name == "dream-real":
+            return self.dir / "controller_dream_real" / "controller.pt"
+        if name == "iterate":
+            from .iterate import latest_controller
+
+            return latest_controller(self)
+        raise ConfigError(f"unknown controller {name!r}; choose one of {', '.join(CONTROLLERS)}")
+
     # ---- bookkeeping
     def stage_file(self, stage: str) -> Path:
         return self.dir / f"{stage}.json"
@@ -140,7 +176,7 @@ class Run:
             return False
         record = read_json(path)
         diffs = _diff(record.get("config", {}), _stage_config(self.cfg, stage))
-        if diffs and stage == "evaluate":
+        if diffs and stage.startswith("evaluate"):
             return False  # evaluation settings changed: evaluate again, nothing downstream depends on it
         if diffs:
             raise ConfigError(
@@ -151,8 +187,8 @@ class Run:
     def _record(self, stage: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         start = time.perf_counter()
         metrics = fn()
-        # evaluate.json is both the stage record and the evaluation: its figures sit at the top.
-        flat = metrics if stage == "evaluate" else {}
+        # evaluate*.json are both the stage record and the evaluation: their figures sit at the top.
+        flat = metrics if stage.startswith("evaluate") else {}
         record = {
             **flat, "stage": stage, "complete": True, "metrics": metrics,
             "config": _stage_config(self.cfg, stage), "seconds": time.perf_counter() - start,
@@ -207,8 +243,33 @@ class Run:
                                                            action_dim=spec(self.cfg.env).action_dim,
                                                            progress=self.progress))
 
-    def train_controller(self) -> dict[str, Any]:
-        """CMA-ES on C inside M's dream → D/controller (resumable per generation)."""
+    def train_controller(self, mode: str = "dream") -> dict[str, Any]:
+        """CMA-ES on C → D/controller (resumable per generation).
+
+        mode "dream": inside M's dream → D/controller (the pipeline's stage).
+        mode "real": in the real environment from zeros → D/controller_real.
+        mode "dream-then-real": the dream stage (skipped when complete), then a real run of
+        real.finetune_generations from its solution with step size real.finetune_sigma0 →
+        D/controller_dream_real. Real runs print their projected wall time first.
+        """
+        if mode == "real":
+            return self._record("train-controller-real", lambda: self._train_real(
+                self.dir / "controller_real", None, self.cfg.real.generations, self.cfg.real.sigma0))
+        if mode == "dream-then-real":
+            if self.is_complete("train-controller"):
+                self.log(f"[wm-fast] train-controller (dream): already complete in "
+                         f"{self.stage_file('train-controller')}, starting the real phase from it")
+            else:
+                self.log("[wm-fast] train-controller (dream): running")
+                self.train_controller("dream")
+            from .es import load_controller
+
+            x0 = load_controller(self.controller_path).double().numpy()
+            return self._record("train-controller-dream-real", lambda: self._train_real(
+                self.dir / "controller_dream_real", x0, self.cfg.real.finetune_generations,
+                self.cfg.real.finetune_sigma0))
+        if mode != "dream":
+            raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         from .controller import input_size, n_params, output_size
         from .encode import initial_latents
         from .envs import spec
@@ -226,15 +287,92 @@ class Run:
         return self._record("train-controller", lambda: train_controller(
             evaluator, n, self.controller_dir, self.cfg.controller, progress=self.progress))
 
-    def evaluate(self) -> dict[str, Any]:
-        """C with V and M in the real environment → D/evaluate.json and a GIF."""
+    def controller_size(self, action_mapping: str, rnn_path: Path | None = None) -> int:
+        """Number of C's parameters for this run's M (input [z, h])."""
+        from .controller import input_size, n_params, output_size
+        from .train_rnn import load_mdnrnn
+
+        m = load_mdnrnn(rnn_path or self.rnn_path)
+        return n_params(input_size(m.z_dim, m.hidden, "zh"), output_size(action_mapping, m.action_dim))  # type: ignore[arg-type]
+
+    def real_worker_spec(self, max_steps: int, vae_path: Path | None = None, rnn_path: Path | None = None):
+        """The `real.WorkerSpec` of this run's env with V and M (default: the pipeline's)."""
+        from .real import env_action_mapping, worker_spec
+
+        return worker_spec(self.cfg.env, max_steps, vae_path or self.vae_path, rnn_path or self.rnn_path,
+                           env_action_mapping(self.cfg.env))
+
+    def real_evaluator(self, max_steps: int | None = None, vae_path: Path | None = None,
+                       rnn_path: Path | None = None):
+        """A `real.RealEvaluator` with this run's V, M and `real` settings (close it after use)."""
+        from .real import RealEvaluator
+
+        rc = self.cfg.real
+        return RealEvaluator(self.real_worker_spec(max_steps or rc.max_steps, vae_path, rnn_path), rc.workers,
+                             rc.backend, rc.address, rc.rollout_timeout_s, rc.max_attempts, progress=self.progress)
+
+    def _train_real(self, out_dir: Path, x0: Any, generations: int, sigma0: float) -> dict[str, Any]:
+        """CMA-ES with real episodes (see train_controller); prints the projected wall time first."""
+        from .config import ControllerConfig
+        from .es import generations_done, train_controller
+        from .real import format_duration, projected_seconds
+
+        self._need(self.rnn_path, f"a trained M at {self.rnn_path}", "train-controller (real)")
+        self._need(self.vae_path, f"a trained V at {self.vae_path}", "train-controller (real)")
+        rc = self.cfg.real
+        es_cfg = ControllerConfig(popsize=rc.popsize, rollouts=rc.rollouts, sigma0=sigma0, generations=generations,
+                                  l2_penalty=rc.l2_penalty, eval_every=rc.eval_every, eval_rollouts=rc.eval_rollouts,
+                                  seed=rc.seed)
+        projection: dict[str, Any] = {}
+        with self.real_evaluator() as ev:
+            n = self.controller_size(ev.spec.action_mapping)
+            done = generations_done(out_dir)
+            if done < generations:
+                start = x0 if x0 is not None else [0.0] * n
+                probe = ev.probe(start, steps=min(200, rc.max_steps))
+                evals_left = sum(1 for g in range(done + 1, generations + 1)
+                                 if g % rc.eval_every == 0 or g == generations)
+                evals_left += int(x0 is not None and done == 0)
+                seconds = projected_seconds(probe["steps_per_s_per_worker"], rc.workers, generations - done,
+                                            rc.popsize, rc.rollouts, evals_left, rc.eval_rollouts, rc.max_steps)
+                projection = {"seconds": seconds, "steps_per_s_per_worker": probe["steps_per_s_per_worker"],
+                              "probe_steps": probe["steps"], "workers": rc.workers, "backend": rc.backend}
+                episodes = (generations - done) * rc.popsize * rc.rollouts + evals_left * rc.eval_rollouts
+                self.log(
+                    f"[wm-fast] real-environment CMA-ES ({self.cfg.preset} preset): {generations - done} generations "
+                    f"x {rc.popsize} candidates x {rc.rollouts} episodes + {evals_left} evaluations x "
+                    f"{rc.eval_rollouts} episodes = {episodes} episodes of <= {rc.max_steps} steps on "
+                    f"{rc.workers} {rc.backend} workers: projected wall time {format_duration(seconds)} "
+                    f"(at {probe['steps_per_s_per_worker']:.0f} real steps/s per worker, measured in a "
+                    f"{probe['steps']:.0f}-step probe just now, with every episode counted at {rc.max_steps} steps; "
+                    f"episodes that end early take less, a busier machine more)")
+            metrics = train_controller(ev, n, out_dir, es_cfg, x0=x0, progress=self.progress,
+                                       eval_start=x0 is not None)
+        metrics["projection"] = projection
+        metrics["start"] = "dream solution" if x0 is not None else "zeros"
+        return metrics
+
+    def evaluate(self, controller: str = "dream") -> dict[str, Any]:
+        """C with V and M in the real environment → D/evaluate.json and a GIF.
+
+        controller: which one (see `controller_file`); other than "dream" the files are
+        D/evaluate-<controller>.json and .gif.
+        """
         from .evaluate import evaluate
 
-        self._need(self.controller_path, f"a trained controller at {self.controller_path}", "evaluate")
-        return self._record("evaluate", lambda: evaluate(
-            self.cfg.env, self.vae_path, self.rnn_path, self.controller_path, self.cfg.evaluate,
-            out_json=None, video_path=self.dir / "evaluate.gif",
-            progress=self.progress))
+        path = self.controller_file(controller)
+        stage = "evaluate" if controller == "dream" else f"evaluate-{controller}"
+        self._need(path, f"a trained controller at {path}", stage)
+        return self._record(stage, lambda: evaluate(
+            self.cfg.env, self.vae_path, self.rnn_path, path, self.cfg.evaluate,
+            out_json=None, video_path=self.dir / f"{stage}.gif",
+            progress=self.progress, timeout_s=self.cfg.real.rollout_timeout_s))
+
+    def iterate(self, rounds: int) -> dict[str, Any]:
+        """Iterative refinement up to `rounds` rounds in all (see iterate.py); resumable."""
+        from .iterate import iterate
+
+        return iterate(self, rounds)
 
     def run_all(self, log: Callable[[str], None] = print) -> dict[str, Any]:
         """Every stage in order; a stage already complete with this config is skipped."""
@@ -253,12 +391,18 @@ def load_config(path: Path | str) -> PipelineConfig:
     """A PipelineConfig from a config.json written by Run."""
     from .config import CollectConfig, ControllerConfig, EvalConfig, RNNConfig, VAEConfig
 
+    from .config import IterateConfig, RealConfig, _PRESETS
+
     d = read_json(path)
     try:
+        # Runs made before a section existed get the section of their preset.
+        base = _PRESETS[d["preset"]]() if d.get("preset") in _PRESETS else PipelineConfig()
         return PipelineConfig(
             env=d["env"], preset=d["preset"], collect=CollectConfig(**d["collect"]), vae=VAEConfig(**d["vae"]),
             rnn=RNNConfig(**d["rnn"]), controller=ControllerConfig(**d["controller"]),
             evaluate=EvalConfig(**d["evaluate"]),
+            real=RealConfig(**d["real"]) if "real" in d else base.real,
+            iterate=IterateConfig(**d["iterate"]) if "iterate" in d else base.iterate,
         )
     except (KeyError, TypeError) as e:
         raise WmFastError(f"{path} is not a wm_fast run config ({e})") from e

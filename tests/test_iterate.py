@@ -1,0 +1,100 @@
+"""dream-then-real and iterative refinement through the CLI on the `tiny` preset."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from test_real import copy_run, read_log, wm_fast
+
+STEP_LINES = ("round_001: collect", "round_001: encode", "round_001: rnn")
+
+
+def test_dream_then_real_starts_from_the_dream_solution(tiny_run_dir, tmp_path):
+    run_dir = copy_run(tiny_run_dir, tmp_path / "D")
+    proc = wm_fast("train-controller", "--run-dir", "D", "--mode", "dream-then-real", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "train-controller (dream): already complete" in proc.stdout
+    assert "projected wall time" in proc.stdout
+    out = run_dir / "controller_dream_real"
+    assert [h["generation"] for h in read_log(out / "log.jsonl")] == [1, 2]
+    state = torch.load(out / "es_state.pt", weights_only=True)
+    assert state["evals"][0]["generation"] == 0  # the dream solution, scored in the real env first
+    assert state["config"]["sigma0"] == 0.05 and state["generation"] == 2
+    dream = torch.load(run_dir / "controller" / "controller.pt", weights_only=True)["params"]
+    assert state["history"][0]["sigma"] < 0.05 * 1.5 and dream.shape == state["mean_params"].shape
+    record = json.loads((run_dir / "train-controller-dream-real.json").read_text())
+    assert record["complete"] and record["metrics"]["start"] == "dream solution"
+
+    ev = wm_fast("evaluate", "--run-dir", "D", "--controller", "dream-real", "--episodes", "1", "--no-video",
+                 "--quiet", cwd=tmp_path)
+    assert ev.returncode == 0, ev.stderr
+    assert len(json.loads((run_dir / "evaluate-dream-real.json").read_text())["returns"]) == 1
+
+
+@pytest.fixture(scope="module")
+def iterated(tiny_run_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("iterate")
+    copy_run(tiny_run_dir, root / "D")
+    proc = wm_fast("iterate", "--run-dir", "D", "--rounds", "1", "--quiet", cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return root / "D", proc
+
+
+def test_one_iterate_round(iterated):
+    run_dir, proc = iterated
+    record = json.loads((run_dir / "iterate.json").read_text())
+    (row,) = record["rounds"]
+    assert row["round"] == 1 and row["new_episodes"] == 2 and row["episodes_total"] == 4 + 2
+    assert row["real_episodes"] == 2 and len(row["real_returns"]) == 2
+    assert row["dream_return"] >= row["dream_return_start"]
+    for name in ("episode_100000.npz", "episode_100001.npz"):
+        assert (run_dir / "episodes" / name).exists() and (run_dir / "latents" / name).exists()
+    rnd = run_dir / "iterate" / "round_001"
+    for step in ("collect", "encode", "rnn", "controller", "evaluate"):
+        assert (rnd / f"{step}.json").exists()
+    base = torch.load(run_dir / "rnn" / "rnn.pt", weights_only=True)["epoch"]
+    assert torch.load(rnd / "rnn" / "rnn.pt", weights_only=True)["epoch"] == base + 1
+    for line in STEP_LINES:
+        assert line in proc.stdout
+
+
+def test_a_finished_round_is_not_redone_and_its_controller_can_be_evaluated(iterated):
+    run_dir, _ = iterated
+    again = wm_fast("iterate", "--run-dir", "D", "--rounds", "1", "--quiet", cwd=run_dir.parent)
+    assert again.returncode == 0, again.stderr
+    assert not any(line in again.stdout for line in STEP_LINES)
+    assert len(json.loads((run_dir / "iterate.json").read_text())["rounds"]) == 1
+    ev = wm_fast("evaluate", "--run-dir", "D", "--controller", "iterate", "--episodes", "1", "--no-video",
+                 "--quiet", cwd=run_dir.parent)
+    assert ev.returncode == 0, ev.stderr
+    changed = wm_fast("iterate", "--run-dir", "D", "--rounds", "1", "--episodes", "3", cwd=run_dir.parent)
+    assert changed.returncode == 2 and "iterate.episodes: 2 -> 3" in changed.stderr
+
+
+def test_a_killed_iterate_continues_at_its_step(iterated, tiny_run_dir, tmp_path):
+    run_dir = copy_run(tiny_run_dir, tmp_path / "D")
+    marker = run_dir / "iterate" / "round_001" / "rnn.json"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "wm_fast", "iterate", "--run-dir", "D", "--rounds", "1", "--quiet"],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "iterate ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "iterate.json").exists()
+
+    rerun = wm_fast("iterate", "--run-dir", "D", "--rounds", "1", "--quiet", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert not any(line in rerun.stdout for line in STEP_LINES)  # collect, encode and M were done
+    (row,) = json.loads((run_dir / "iterate.json").read_text())["rounds"]
+    (want,) = json.loads((iterated[0] / "iterate.json").read_text())["rounds"]
+    same = ("new_episodes", "episodes_total", "collect_mean_return", "rnn_loss", "dream_return", "real_returns")
+    assert {k: row[k] for k in same} == {k: want[k] for k in same}  # as if it had never been killed
