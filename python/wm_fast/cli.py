@@ -255,6 +255,23 @@ def iterate(run_dir: Path, rounds: int = 1, env: Optional[str] = None, preset: O
         {k: v for k, v in row.items() if not isinstance(v, (list, dict))} for row in result["rounds"]]}, indent=1))
 
 
+def summarize(run_dir: Path, json_out: Path, command: Optional[str] = None) -> None:
+    """Summarize a finished run into JSON_OUT (and a markdown table beside it) for results/.
+
+    The summary names the command, the commit and the machine of every figure in it.
+
+    Args:
+        run_dir: A run directory whose six stages are complete.
+        json_out: The JSON file to write (a .md with the same stem is written beside it).
+        command: The command that made the run (default: the `wm-fast run` line of its config).
+    """
+    from .report import write_summary
+
+    summary = write_summary(run_dir, json_out, command)
+    print(json_out.with_suffix(".md").read_text())
+    print(f"wrote {json_out} (real mean {summary['real']['mean']:.1f})")
+
+
 COMMANDS: dict[str, Callable[..., None]] = {
     "run": run,
     "collect": collect,
@@ -264,6 +281,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "train-controller": train_controller,
     "evaluate": evaluate,
     "iterate": iterate,
+    "summarize": summarize,
 }
 
 

@@ -73,7 +73,13 @@ def machine_description() -> str:
     """A one-line description of this machine for results files."""
     import os
 
-    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cpus, Python {platform.python_version()}"
 
 
 def _stage_config(cfg: PipelineConfig, stage: str) -> dict[str, Any]:
