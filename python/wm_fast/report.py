@@ -64,3 +64,51 @@ def write_summary(run_dir: Path | str, out: Path | str, command: str | None = No
     ]
     out.with_suffix(".md").write_text("\n".join(rows) + "\n")
     return summary
+
+
+def summarize_refinement(run_dir: Path | str, command: str) -> dict[str, Any]:
+    """Rows for a run refined by #4's steps: the dream controller, dream-then-real, iterate rounds.
+
+    Each row: step, real_mean, real_std, real_episodes, real_seeds, dream_return (None where the
+    step has no dream score), and the file it came from.
+    """
+    run_dir = Path(run_dir)
+    rows = []
+    ev = read_json(run_dir / "evaluate.json")
+    rows.append(_row("dream: CMA-ES in M's dream", ev,
+                     read_json(run_dir / "train-controller.json")["metrics"].get("best_eval_return"),
+                     "evaluate.json"))
+    if (run_dir / "evaluate-dream-real.json").exists():
+        rows.append(_row("dream-then-real: dream solution fine-tuned in the real env",
+                         read_json(run_dir / "evaluate-dream-real.json"), None, "evaluate-dream-real.json"))
+    if (run_dir / "iterate.json").exists():
+        for r in read_json(run_dir / "iterate.json")["rounds"]:
+            rows.append({
+                "step": f"iterate round {r['round']}: +{r['new_episodes']} episodes with C, M and C retrained",
+                "real_mean": r["real_mean"], "real_std": r["real_std"], "real_episodes": r["real_episodes"],
+                "real_seeds": r["real_seeds"], "dream_return": r["dream_return"], "source": "iterate.json",
+            })
+    commits = sorted({read_json(p).get("commit", "unknown") for p in run_dir.glob("*.json")
+                      if p.name != "config.json"} - {"unknown"})
+    config = read_json(run_dir / "config.json")
+    return {"command": command, "commit": commits[0] if len(commits) == 1 else commits,
+            "machine": machine_description(), "env": config["env"], "preset": config["preset"], "rows": rows}
+
+
+def _row(step: str, ev: dict[str, Any], dream: float | None, source: str) -> dict[str, Any]:
+    return {"step": step, "real_mean": ev["mean"], "real_std": ev["std"], "real_episodes": ev["episodes"],
+            "real_seeds": ev["seeds"], "dream_return": dream, "source": source}
+
+
+def write_refinement(run_dir: Path | str, out: Path | str, command: str) -> dict[str, Any]:
+    """Write summarize_refinement as JSON to `out` and as a markdown table beside it."""
+    summary = summarize_refinement(run_dir, command)
+    out = Path(out)
+    atomic_write_json(out, summary)
+    lines = ["| step | real return (mean ± std) | real episodes | dream return |", "|---|---|---|---|"]
+    for r in summary["rows"]:
+        dream = "—" if r["dream_return"] is None else f"{r['dream_return']:.1f}"
+        lines.append(f"| {r['step']} | {r['real_mean']:.1f} ± {r['real_std']:.1f} | {r['real_episodes']} | {dream} |")
+    lines += ["", f"Command: `{command}`", f"Commit: {summary['commit']}. Machine: {summary['machine']}."]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return summary
