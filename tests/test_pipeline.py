@@ -104,3 +104,16 @@ def test_python_api_as_in_the_readme(tmp_path):
         other.vae.epochs = 5
         wm_fast.Run(tmp_path / "api", other, progress=False)
     assert wm_fast.Run(tmp_path / "api", progress=False).cfg == cfg  # the saved config is intact
+
+
+def test_summarize_names_command_commit_and_machine(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    out = tmp_path / "summary.json"
+    proc = wm_fast("summarize", "--run-dir", "D", "--json-out", str(out), cwd=run_dir.parent)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(out.read_text())
+    assert summary["command"].startswith("wm-fast run --env carracing --preset tiny")
+    assert summary["commit"] and summary["machine"]
+    ev = json.loads((run_dir / "evaluate.json").read_text())
+    assert summary["real"]["returns"] == ev["returns"]
+    assert "| carracing | tiny |" in out.with_suffix(".md").read_text()
