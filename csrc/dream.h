@@ -1,10 +1,27 @@
 // wm_fast engine contract: one header that every backend implements.
 //
-// Issue #2 ships the first op (the batched linear controller); issue #3 adds the dream op
-// that evaluates P candidates x R rollouts x T steps in one call (see DESIGN.md).
+// Issue #2 shipped the first op (the batched linear controller); issue #3 adds the dream op
+// that evaluates P candidates x R rollouts x T steps in one call (see DESIGN.md):
+//
+//   wm_fast::dream(w_ih, w_hh, b_ih, b_hh, head_w, head_b, params, init_mu, init_logvar,
+//                  steps, rollouts, temperature, seed, action_mapping, controller_input,
+//                  reward_source, done_threshold, layout, common_random_numbers,
+//                  init_index?, init_eps?, noise_u?, noise_eps?, return_trajectories)
+//     -> (returns (P, R) f32, lengths (P, R) i64,
+//         z (T, P, R, Z), h (T, P, R, H), action (T, P, R, A), reward (T, P, R),
+//         done (T, P, R) bool, alive (T, P, R) bool)      trajectories: shape (0,) unless asked
+//
+// Weights follow the layout contract of python/wm_fast/mdnrnn.py (gate rows i, f, g, o; input
+// columns z then a; head rows logits, mu, logsigma, reward, done), the controller parameters
+// that of controller.py. Sizes Z, A, H, K, D come from the tensor shapes. The semantics are
+// those of dream.py:dream_reference; the noise layout is in philox.h.
 #pragma once
 
 #include <torch/torch.h>
+
+#include <optional>
+#include <string>
+#include <tuple>
 
 namespace wm_fast {
 
@@ -16,5 +33,65 @@ at::Tensor controller_forward_cpu(const at::Tensor& params, const at::Tensor& x,
 
 // Shared argument checks; throw c10::Error (ValueError in Python) naming the argument.
 void check_controller_args(const at::Tensor& params, const at::Tensor& x, int64_t out_size);
+
+using DreamOutputs =
+    std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+// The op's arguments, in schema order (see above).
+#define WM_DREAM_ARGS                                                                                        \
+  const at::Tensor &w_ih, const at::Tensor &w_hh, const at::Tensor &b_ih, const at::Tensor &b_hh,             \
+      const at::Tensor &head_w, const at::Tensor &head_b, const at::Tensor &params, const at::Tensor &init_mu, \
+      const at::Tensor &init_logvar, int64_t steps, int64_t rollouts, double temperature, int64_t seed,       \
+      c10::string_view action_mapping, c10::string_view controller_input, c10::string_view reward_source,    \
+      double done_threshold, c10::string_view layout, bool common_random_numbers,                             \
+      const std::optional<at::Tensor>&init_index, const std::optional<at::Tensor>&init_eps,                   \
+      const std::optional<at::Tensor>&noise_u, const std::optional<at::Tensor>&noise_eps,                     \
+      bool return_trajectories
+#define WM_DREAM_ARG_NAMES                                                                                   \
+  w_ih, w_hh, b_ih, b_hh, head_w, head_b, params, init_mu, init_logvar, steps, rollouts, temperature, seed,   \
+      action_mapping, controller_input, reward_source, done_threshold, layout, common_random_numbers,         \
+      init_index, init_eps, noise_u, noise_eps, return_trajectories
+
+// Sizes and options of one dream call, after validation.
+struct DreamSpec {
+  int64_t Z, A, H, K, D, L;  // L: mixture logit rows (K shared, K*Z per_dim)
+  int64_t P, R, T, N, n_in, n_out;
+  int32_t mapping, cinput, layout;  // enums of dream_kernel.h
+  bool reward_alive, crn, injected, trajectories;
+  uint64_t seed;
+  float temperature, done_logit;
+};
+
+// Validates every argument (shape, dtype, device, finiteness, option values) and throws
+// c10::ValueError (Python ValueError) naming the offending argument. `device` is the device
+// the backend runs on: every tensor must be there.
+DreamSpec check_dream_args(WM_DREAM_ARGS, const c10::Device& device);
+
+// Output tensors (empty trajectories unless spec.trajectories), on `options`' device.
+DreamOutputs allocate_dream_outputs(const DreamSpec& spec, const at::TensorOptions& options);
+
+DreamOutputs dream_cpu(WM_DREAM_ARGS);
+#if defined(WM_WITH_CUDA)
+DreamOutputs dream_cuda(WM_DREAM_ARGS);
+#endif
+#if defined(WM_WITH_CUDA_EMULATOR)
+// The CUDA kernel run on CPU threads (cuda_emulator.cpp); tile = rows per block (0: auto).
+DreamOutputs dream_cuda_emulated(WM_DREAM_ARGS, int64_t tile);
+#endif
+
+// The engine's own noise (philox.h) as explicit tensors with DreamNoise's meaning:
+// init_index (P, R) int64, init_eps (P, R, Z), u (T, P, R, Z), eps (T, P, R, Z). Feeding them to
+// the reference reproduces a generator-driven engine run (up to float rounding).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> philox_dream_noise(int64_t seed, int64_t P, int64_t R,
+                                                                            int64_t T, int64_t Z, int64_t N,
+                                                                            bool common_random_numbers);
+// One Philox4x32-10 block (for known-answer tests).
+std::vector<int64_t> philox4x32_10_words(const std::vector<int64_t>& ctr, const std::vector<int64_t>& key);
+
+// Instruction-set variants of the CPU kernel compiled into this build, the one in use, and a
+// switch for tests and benchmarks ("generic", "avx2", "avx512"; ValueError if unsupported here).
+std::vector<std::string> cpu_isas();
+std::string cpu_isa();
+void set_cpu_isa(const std::string& name);
 
 }  // namespace wm_fast
