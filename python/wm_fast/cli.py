@@ -53,10 +53,12 @@ def run(run_dir: Path, env: str = "carracing", preset: str = "quick", quiet: boo
 
     Args:
         run_dir: Run directory (created if missing).
-        env: Environment: carracing.
+        env: Environment: carracing, or cartpole (runs `wm-fast cartpole` with the preset).
         preset: tiny (seconds), quick (minutes), or paper (the paper's settings).
         quiet: No progress bars.
     """
+    if env == "cartpole":
+        return cartpole(run_dir, preset=preset, quiet=quiet)
     from .pipeline import Run
 
     results = Run(run_dir, get_preset(preset, env), progress=not quiet).run_all()
@@ -211,6 +213,10 @@ def evaluate(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = N
         video: Write a GIF of the first episode.
         quiet: No progress bars.
     """
+    if env == "cartpole" or (run_dir / "cartpole.json").exists() or (run_dir / "dqn.pt").exists():
+        from .cartpole import evaluate_cli
+
+        return evaluate_cli(run_dir, episodes, seed_start, max_steps)
     name = "evaluate" if controller == "dream" else f"evaluate-{controller}"
     _stage(name, run_dir, env, preset, quiet, call={"controller": controller}, method="evaluate", evaluate=dict(
         episodes=episodes, seed_start=seed_start, max_steps=max_steps, workers=workers, video=video))
@@ -272,6 +278,74 @@ def summarize(run_dir: Path, json_out: Path, command: Optional[str] = None) -> N
     print(f"wrote {json_out} (real mean {summary['real']['mean']:.1f})")
 
 
+def cartpole(run_dir: Path, preset: str = "quick", model: Optional[Literal["mdn", "lstm"]] = None,
+             rounds: Optional[int] = None, temperature: Optional[float] = None, hidden: Optional[int] = None,
+             random_episodes: Optional[int] = None, round_episodes: Optional[int] = None,
+             generations: Optional[int] = None, round_generations: Optional[int] = None,
+             dream_steps: Optional[int] = None, explore: Optional[float] = None,
+             explore_params: Optional[float] = None, mean_mse_weight: Optional[float] = None,
+             skip: Optional[float] = None, set: tuple[str, ...] = (), dream_backend: Optional[Literal["auto", "torch", "cpp", "cuda"]] = None,
+             seed: Optional[int] = None, quiet: bool = False) -> None:
+    """World Models on CartPole-v1's state: M on the 4-dim state, C trained only in M's dream.
+
+    Collects random episodes, then per round trains M, trains C by CMA-ES in the dream and
+    (before the next round) collects episodes with C plus exploration; scores the final C on
+    100 real episodes. Resumable; writes RUN_DIR/summary.json, rnn.pt and controller.pt.
+    See wm_fast/cartpole.py for every setting.
+
+    Args:
+        run_dir: Run directory.
+        preset: tiny (seconds) or quick (the results/ settings).
+        model: mdn (MDN-RNN) or lstm (deterministic LSTM).
+        rounds: Iterative rounds after the random-data round (0: random data only).
+        temperature: Dream temperature tau.
+        hidden: LSTM hidden size.
+        random_episodes: Random-policy episodes of round 0.
+        round_episodes: Episodes collected with C before each later round.
+        generations: CMA-ES generations of round 0.
+        round_generations: CMA-ES generations of each later round.
+        dream_steps: Dream horizon of CMA-ES.
+        explore: Largest probability of a random action in collection episodes.
+        explore_params: Largest relative parameter noise of C in collection episodes.
+        mean_mse_weight: MDN: weight of the auxiliary MSE of the mixture mean.
+        skip: Input weight of M's fixed skip path (M learns the state change); 0: none.
+        set: Other CartPoleConfig fields, one or more field=value (e.g. --set end_windows=false burn_in=4).
+        dream_backend: Dream engine: auto, torch, cpp or cuda.
+        seed: Seed of everything.
+        quiet: No progress bars.
+    """
+    from .cartpole import get_config, run_cartpole
+
+    cfg = get_config(preset, settings=set, model=model, rounds=rounds, temperature=temperature, hidden=hidden,
+                     random_episodes=random_episodes, round_episodes=round_episodes, generations=generations,
+                     round_generations=round_generations, dream_steps=dream_steps, explore=explore,
+                     explore_params=explore_params, mean_mse_weight=mean_mse_weight, skip=skip,
+                     backend=dream_backend,
+                     seed=seed)
+    s = run_cartpole(run_dir, cfg, progress=not quiet)
+    print(json.dumps({"stage": "cartpole", "run_dir": str(run_dir), "metrics": _short(s)}, indent=1))
+
+
+def dqn(run_dir: Path, preset: str = "quick", total_steps: Optional[int] = None, seed: Optional[int] = None,
+        quiet: bool = False) -> None:
+    """DQN baseline on CartPole-v1 (replay buffer, target network, epsilon-greedy).
+
+    Keeps the best network of periodic validation rounds, scores it on 100 real episodes from
+    unseen seeds; writes RUN_DIR/dqn.pt and dqn_summary.json. See wm_fast/baselines/dqn.py.
+
+    Args:
+        run_dir: Run directory.
+        preset: tiny (seconds) or quick (the results/ settings).
+        total_steps: Environment steps of training.
+        seed: Seed of everything.
+        quiet: No progress lines.
+    """
+    from .baselines.dqn import get_config, train_dqn
+
+    s = train_dqn(run_dir, get_config(preset, total_steps=total_steps, seed=seed), progress=not quiet)
+    print(json.dumps({"stage": "dqn", "run_dir": str(run_dir), "metrics": _short(s)}, indent=1))
+
+
 COMMANDS: dict[str, Callable[..., None]] = {
     "run": run,
     "collect": collect,
@@ -282,6 +356,8 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "evaluate": evaluate,
     "iterate": iterate,
     "summarize": summarize,
+    "cartpole": cartpole,
+    "dqn": dqn,
 }
 
 

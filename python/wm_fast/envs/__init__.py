@@ -39,6 +39,7 @@ class EnvSpec:
 
 _REGISTRY: dict[str, EnvSpec] = {
     "carracing": EnvSpec("carracing", "wm_fast.envs.carracing:make_env", 3, "carracing"),
+    "cartpole": EnvSpec("cartpole", "wm_fast.envs.cartpole:make_env", 2, "argmax", "alive"),
 }
 
 
@@ -46,7 +47,8 @@ class Env(Protocol):
     """What the rest of wm_fast expects from an environment.
 
     Frames are (64, 64, 3) uint8 RGB; actions are (action_dim,) float32 within
-    [action_low, action_high].
+    [action_low, action_high]. (CartPole's observations are its (4,) float32 state instead:
+    it has no V; see wm_fast.cartpole.)
     """
 
     name: str
