@@ -431,3 +431,24 @@ def test_bad_checkpoints_raise(tmp_path):
     (tmp_path / "run" / "rnn.pt").write_bytes(data[:100])
     with pytest.raises(CheckpointError, match="rnn.pt"):
         train_rnn(files, tmp_path / "run", _tiny_cfg(epochs=2), action_dim=1, progress=False, device="cpu")
+
+
+def test_every_epoch_trains_on_every_episode_end(tmp_path):
+    """The done label sits on an episode's last step: each epoch must include it."""
+    from wm_fast.sequences import LatentEpisodes
+
+    rng = np.random.default_rng(0)
+    files = []
+    for i, t in enumerate((7, 50, 123)):
+        path = tmp_path / f"episode_{i:06d}.npz"
+        dones = np.zeros(t, np.float32)
+        dones[-1] = 1.0
+        save_latents(path, rng.normal(size=(t + 1, 3)), np.zeros((t + 1, 3)), np.zeros((t, 2)),
+                     np.zeros(t), dones, seed=i)
+        files.append(path)
+    episodes = LatentEpisodes(files)
+    for epoch in range(3):
+        w = episodes.windows(10, np.random.default_rng([1, epoch]))
+        for e, t in enumerate((7, 50, 123)):
+            mine = w[w[:, 0] == e]
+            assert (mine[:, 1] + mine[:, 2]).max() == t

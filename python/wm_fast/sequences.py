@@ -91,7 +91,8 @@ class LatentEpisodes:
 
         Episode e gets ceil(T_e / L) windows of length min(T_e, L): the first starts at 0
         (episode starts, where dreams start from M's zero state, are seen every epoch), the
-        others at starts drawn uniformly from [0, T_e - L]. Windows shorter than L (episodes
+        last ends at the episode's last step (where the rare done label is; random starts
+        alone would almost never reach it), the others start uniformly in [0, T_e - L]. Windows shorter than L (episodes
         shorter than L) are padded by `gather`, with a mask. Shuffled across episodes.
         """
         if seq_len <= 0:
@@ -103,6 +104,8 @@ class LatentEpisodes:
                 continue
             starts = rng.integers(0, max(int(t) - seq_len, 0) + 1, size=n)
             starts[0] = 0
+            if n > 1:  # the episode's end, where its done label is, every epoch
+                starts[-1] = int(t) - seq_len
             rows.append(np.stack([np.full(n, e), starts, np.full(n, min(int(t), seq_len))], 1))
         w = np.concatenate(rows).astype(np.int64)
         return w[rng.permutation(len(w))]
