@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import pickle
 import time
 from pathlib import Path
@@ -302,7 +301,3 @@ def plot_curves(history: list[dict], evals: list[dict], path: Path) -> None:
     fig.savefig(buf_path, dpi=100)
     plt.close(fig)
     buf_path.replace(path)
-
-
-def is_finite_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
