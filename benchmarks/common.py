@@ -42,8 +42,8 @@ class World:
     rollouts: int
 
 
-def make_world(batch: int, seed: int = 0, never_done: bool = True, **sizes) -> World:
-    """A paper-size M with random weights, a pool of 1000 start latents, P controllers.
+def make_world(batch: int, seed: int = 0, never_done: bool = True, device: str = "cpu", **sizes) -> World:
+    """A paper-size M with random weights, a pool of 1000 start latents, P controllers, on `device`.
 
     never_done: push the done logit far negative so every dream runs all its steps (steps/s
     then counts B*T steps for every implementation; the engine would otherwise gain from
@@ -57,8 +57,8 @@ def make_world(batch: int, seed: int = 0, never_done: bool = True, **sizes) -> W
             model.head.bias[-1] = -30.0
     p, r = BATCHES.get(batch, (1, batch))
     n = n_params(input_size(s["z_dim"], s["hidden"]), s["action_dim"])
-    return World(model, torch.randn(p, n) * 0.1, torch.randn(1000, s["z_dim"]),
-                 torch.randn(1000, s["z_dim"]) - 2.0, r)
+    params, init_mu, init_logvar = torch.randn(p, n) * 0.1, torch.randn(1000, s["z_dim"]), torch.randn(1000, s["z_dim"]) - 2.0
+    return World(model.to(device), params.to(device), init_mu.to(device), init_logvar.to(device), r)
 
 
 # ------------------------------------------------------------------------------------------
@@ -122,30 +122,36 @@ StepFn = Callable[..., tuple]
 
 @torch.no_grad()
 def run_loop(step: StepFn, world: World, opts: DreamOptions, noise: DreamNoise | None = None) -> tuple:
-    """The Python loop over steps around a step function (noise drawn per step unless given)."""
+    """The Python loop over steps around a step function (noise drawn per step unless given).
+
+    Runs on the world's device; on CUDA it waits for the GPU before returning.
+    """
     m = world.model
     p, r, zd = world.params.shape[0], world.rollouts, m.z_dim
     b = p * r
+    dev = world.init_mu.device
     if noise is None:
-        idx = torch.randint(world.init_mu.shape[0], (b,))
-        init_eps = torch.randn(b, zd)
+        idx = torch.randint(world.init_mu.shape[0], (b,), device=dev)
+        init_eps = torch.randn(b, zd, device=dev)
     else:
         idx, init_eps = noise.init_index.reshape(b), noise.init_eps.reshape(b, zd)
     z = world.init_mu[idx] + torch.exp(0.5 * world.init_logvar[idx]) * init_eps
-    h = torch.zeros(b, m.hidden)
-    c = torch.zeros(b, m.hidden)
-    alive = torch.ones(b, dtype=torch.bool)
-    returns = torch.zeros(b)
-    lengths = torch.zeros(b, dtype=torch.int64)
+    h = torch.zeros(b, m.hidden, device=dev)
+    c = torch.zeros(b, m.hidden, device=dev)
+    alive = torch.ones(b, dtype=torch.bool, device=dev)
+    returns = torch.zeros(b, device=dev)
+    lengths = torch.zeros(b, dtype=torch.int64, device=dev)
     args = step_args(world)
     for t in range(opts.steps):
         if noise is None:
-            u, eps = torch.rand(b, zd), torch.randn(b, zd)
+            u, eps = torch.rand(b, zd, device=dev), torch.randn(b, zd, device=dev)
         else:
             u, eps = noise.u[t].reshape(b, zd), noise.eps[t].reshape(b, zd)
         z, h, c, alive, returns, lengths = step(z, h, c, alive, returns, lengths, *args, u, eps,
                                                 float(opts.temperature), float(opts.done_threshold),
                                                 m.n_gaussians)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
     return returns.reshape(p, r), lengths.reshape(p, r)
 
 
@@ -215,18 +221,25 @@ def ref_step_flops(z: int = 32, a: int = 3, hidden: int = 256, k: int = 5, layou
     return {"total": sum(items.values()), **items}
 
 
-def sgemm_gflops(m: int = 1024, k: int = 32 + 3 + 256, n: int = 4 * 256, seconds: float = 1.0) -> float:
-    """torch.mm GFLOP/s at the LSTM gate shape: (B=1024, Z+A+H) x (Z+A+H, 4H), best of repeats."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    c = torch.empty(m, n)
+def sgemm_gflops(m: int = 1024, k: int = 32 + 3 + 256, n: int = 4 * 256, seconds: float = 1.0,
+                 device: str = "cpu") -> float:
+    """torch.mm GFLOP/s at the LSTM gate shape: (B=1024, Z+A+H) x (Z+A+H, 4H), best of repeats.
+
+    On CUDA, full fp32 (TF32 tensor cores off, torch's default for matmul).
+    """
+    a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+    c = torch.empty(m, n, device=device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     for _ in range(5):
         torch.mm(a, b, out=c)
+    sync()
     best = math.inf
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         t0 = time.perf_counter()
         for _ in range(10):
             torch.mm(a, b, out=c)
+        sync()
         best = min(best, (time.perf_counter() - t0) / 10)
     return 2.0 * m * k * n / best / 1e9
 
@@ -273,11 +286,20 @@ def machine_description() -> str:
                     break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+    desc = f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        desc += f"; GPU: {props.name} ({props.multi_processor_count} SMs, CUDA {torch.version.cuda})"
+    return desc
 
 
 def git_commit() -> str:
-    """Short HEAD commit, with "-dirty" when the engine's sources differ from it."""
+    """Short HEAD commit, with "-dirty" when the engine's sources differ from it.
+
+    WM_FAST_COMMIT overrides it where the tree has no .git (a copy sent to a GPU machine).
+    """
+    if os.environ.get("WM_FAST_COMMIT"):
+        return os.environ["WM_FAST_COMMIT"]
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

@@ -31,9 +31,13 @@ import common  # noqa: E402
 from wm_fast.dream import DreamOptions, engine_backends  # noqa: E402
 
 
-def time_impl(impl: str, batch: int, steps: int, repeats: int) -> tuple[float, float]:
-    """(best seconds, steps/s) of one implementation at one batch size."""
-    world = common.make_world(batch)
+def time_impl(impl: str, batch: int, steps: int, repeats: int, device: str = "cpu") -> tuple[float, float]:
+    """(best seconds, steps/s) of one implementation at one batch size.
+
+    The pure-PyTorch baselines run on `device`; engine_cpu always on the CPU, engine_cuda on the GPU.
+    """
+    world_device = "cpu" if impl == "engine_cpu" else "cuda" if impl == "engine_cuda" else device
+    world = common.make_world(batch, device=world_device)
     opts = DreamOptions(steps=steps, rollouts=world.rollouts, seed=1)
     if impl.startswith("engine"):
         backend = "cpp" if impl == "engine_cpu" else "cuda"
@@ -55,7 +59,9 @@ def markdown(report: dict) -> str:
     batches = sorted({r["batch"] for r in report["rows"]})
     impls = [i for i in common.IMPLS if any(r["impl"] == i for r in report["rows"])]
     rate = {(r["impl"], r["batch"]): r["steps_per_s"] for r in report["rows"]}
-    lines = [f"Dream steps/s (rollout-steps per second), {report['threads']} threads, paper sizes "
+    where = "on the GPU (pure-PyTorch rows and engine_cuda)" if report.get("device") == "cuda" else \
+        f"{report['threads']} threads"
+    lines = [f"Dream steps/s (rollout-steps per second), {where}, paper sizes "
              f"(z 32, LSTM 256, K 5, per_dim), best of {report['repeats']} runs.", "",
              f"Machine: {report['machine']}; CPU kernel: {report['cpu_isa']}; torch {report['torch']}; "
              f"load average before/after: {report['load_before']} / {report['load_after']}; CPU used by other "
@@ -66,7 +72,8 @@ def markdown(report: dict) -> str:
     for impl in impls:
         cells = [f"{rate[(impl, b)]:,.0f}" if (impl, b) in rate else "" for b in batches]
         lines.append(f"| {impl} | " + " | ".join(cells) + " |")
-    lines += ["", f"sgemm at the LSTM gate shape (1024 x 291 x 1024): {report['sgemm_gflops']:.1f} GFLOP/s; "
+    lines += ["", f"sgemm ({report.get('device', 'cpu')}, fp32) at the LSTM gate shape (1024 x 291 x 1024): "
+              f"{report['sgemm_gflops']:.1f} GFLOP/s; "
               f"reference step: {report['ref_step_flops']:,} FLOPs per rollout; sgemm-speed bound "
               f"{report['sgemm_bound_steps_per_s']:,.0f} steps/s.", "", "Targets (issue #3):", ""]
     for t in report["targets"]:
@@ -75,6 +82,9 @@ def markdown(report: dict) -> str:
     if report.get("paper_generation_s") is not None:
         lines += ["", f"One paper generation (64 x 16 x 1000 steps) on the engine: "
                       f"{report['paper_generation_s']:.2f} s."]
+    if report.get("paper_generation_cuda_s") is not None:
+        lines += ["", f"One paper generation (64 x 16 x 1000 steps) on engine_cuda: "
+                      f"{report['paper_generation_cuda_s'] * 1e3:.2f} ms."]
     lines += ["", f"Command: `{report['command']}` at commit {report['commit']}."]
     return "\n".join(lines) + "\n"
 
@@ -92,6 +102,10 @@ def targets(report: dict) -> list[dict]:
     ratio("batch 1: engine_cpu / torch_compile", "engine_cpu", "torch_compile", 1, 5)
     ratio("batch 1024: engine_cpu / torch_eager", "engine_cpu", "torch_eager", 1024, 2)
     ratio("batch 1024: engine_cpu / torch_compile", "engine_cpu", "torch_compile", 1024, 1.5)
+    if report.get("device") == "cuda":  # no target ratios on the GPU: the figures are for the record
+        for batch in (1, 64, 1024):
+            for den in ("torch_eager", "torch_compile"):
+                ratio(f"batch {batch}: engine_cuda / {den} (on the GPU)", "engine_cuda", den, batch, 0)
     if ("engine_cpu", 1024) in rate:
         v = rate[("engine_cpu", 1024)] / report["sgemm_bound_steps_per_s"]
         out.append({"name": "batch 1024: engine_cpu / sgemm-speed bound", "value": v, "op": ">=", "need": 0.9,
@@ -119,7 +133,10 @@ def main(argv: list[str] | None = None) -> dict:
                     help="dream length for the pure-PyTorch baselines at batch 1024")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024])
-    ap.add_argument("--impls", nargs="+", default=list(common.IMPLS))
+    ap.add_argument("--impls", nargs="+", default=None,
+                    help="default: every implementation (on --device cuda: the baselines and engine_cuda)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="where the pure-PyTorch baselines and the sgemm probe run")
     ap.add_argument("--max-other-load", type=float, default=0.25,
                     help="re-measure a row if other processes used more CPU cores than this meanwhile")
     ap.add_argument("--retries", type=int, default=5)
@@ -127,6 +144,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: torch sees no CUDA device")
+    if args.impls is None:
+        args.impls = [i for i in common.IMPLS if args.device == "cpu" or i != "engine_cpu"]
     impls = [i for i in args.impls if i != "engine_cuda" or "cuda" in engine_backends()]
     if "engine_cpu" in impls and "cpp" not in engine_backends():
         sys.exit("the compiled engine is not built (wm_fast._C has no dream_cpu)")
@@ -141,7 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
     report: dict = {
         "machine": common.machine_description(),
         "threads": args.threads,
-        "sgemm_gflops": common.sgemm_gflops(),
+        "device": args.device,
+        "sgemm_gflops": common.sgemm_gflops(device=args.device),
         "ref_step_flops": common.ref_step_flops()["total"],
         "ref_step_flops_breakdown": common.ref_step_flops(),
         "rows": [],
@@ -162,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
             best_attempt = None
             for attempt in range(args.retries + 1):  # re-measure rows other processes disturbed
                 with common.OtherLoad() as other:
-                    seconds, rate = time_impl(impl, batch, steps, args.repeats)
+                    seconds, rate = time_impl(impl, batch, steps, args.repeats, args.device)
                 if best_attempt is None or other.cores < best_attempt[2]:
                     best_attempt = (seconds, rate, other.cores)
                 if other.cores <= args.max_other_load:
