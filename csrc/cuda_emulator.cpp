@@ -85,7 +85,8 @@ DreamOutputs dream_cuda_emulated(WM_DREAM_ARGS, int64_t tile) {
       s, w_ih, w_hh, b_ih, b_hh, head_w, head_b, params, init_mu, init_logvar, init_index, init_eps, noise_u,
       noise_eps, out, keep);
   const int tb = tile > 0 ? static_cast<int>(tile) : cuda_kernel::choose_tile(a, 132, 227 * 1024);
-  TORCH_CHECK_VALUE(tb == 1 || tb == 2 || tb == 4 || tb == 8, "tile must be 1, 2, 4 or 8, got ", tb);
+  TORCH_CHECK_VALUE(tb == 1 || tb == 2 || tb == 4 || tb == 8 || tb == 16, "tile must be 1, 2, 4, 8 or 16, got ",
+                    tb);
   const size_t smem = cuda_kernel::smem_bytes(a, tb);
   const int64_t blocks = (a.B + tb - 1) / tb;
   constexpr int kT = cuda_kernel::kThreads;
@@ -102,7 +103,8 @@ DreamOutputs dream_cuda_emulated(WM_DREAM_ARGS, int64_t tile) {
           case 1: cuda_kernel::dream_kernel<1>(a); break;
           case 2: cuda_kernel::dream_kernel<2>(a); break;
           case 4: cuda_kernel::dream_kernel<4>(a); break;
-          default: cuda_kernel::dream_kernel<8>(a); break;
+          case 8: cuda_kernel::dream_kernel<8>(a); break;
+          default: cuda_kernel::dream_kernel<16>(a); break;
         }
       });
     }

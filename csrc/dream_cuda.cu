@@ -8,6 +8,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+
 #include "dream_cuda_kernel.cuh"
 
 namespace wm_fast {
@@ -39,7 +41,14 @@ DreamOutputs dream_cuda(WM_DREAM_ARGS) {
                                                  init_logvar, init_index, init_eps, noise_u, noise_eps, out, keep);
   const auto* prop = at::cuda::getCurrentDeviceProperties();
   const size_t smem_max = prop->sharedMemPerBlockOptin;
-  const int tb = cuda_kernel::choose_tile(a, prop->multiProcessorCount, smem_max);
+  int tb = cuda_kernel::choose_tile(a, prop->multiProcessorCount, smem_max);
+  // WM_FAST_CUDA_TILE=1|2|4|8|16 forces the rows per block (a tuning aid for benchmarks).
+  if (const char* env = std::getenv("WM_FAST_CUDA_TILE")) {
+    const int forced = std::atoi(env);
+    TORCH_CHECK_VALUE(forced == 1 || forced == 2 || forced == 4 || forced == 8 || forced == 16,
+                      "WM_FAST_CUDA_TILE must be 1, 2, 4, 8 or 16, got '", env, "'");
+    if (cuda_kernel::smem_bytes(a, forced) <= smem_max) tb = forced;
+  }
   TORCH_CHECK_VALUE(tb > 0, "sizes too large for the CUDA backend: one rollout needs ",
                     cuda_kernel::smem_bytes(a, 1), " bytes of shared memory, the device allows ", smem_max);
   const size_t smem = cuda_kernel::smem_bytes(a, tb);
@@ -48,7 +57,8 @@ DreamOutputs dream_cuda(WM_DREAM_ARGS) {
     case 1: launch<1>(a, stream, smem); break;
     case 2: launch<2>(a, stream, smem); break;
     case 4: launch<4>(a, stream, smem); break;
-    default: launch<8>(a, stream, smem); break;
+    case 8: launch<8>(a, stream, smem); break;
+    default: launch<16>(a, stream, smem); break;
   }
   return out;
 }

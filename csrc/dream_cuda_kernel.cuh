@@ -33,6 +33,7 @@ namespace cuda_kernel {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
+constexpr int kUnroll = 4;  // weight rows in flight per thread in the LSTM and head loops
 
 struct CudaArgs {
   int Z, A, H, K, L, n_in, n_out, mapping, cinput, layout;
@@ -228,7 +229,32 @@ __global__ void __launch_bounds__(kThreads) dream_kernel(const CudaArgs a) {
         for (int r = 0; r < TB; ++r) acc[r][g] = bias;
       }
       const float* wcol = a.gate_wt + j;
-      for (int k = 0; k < Kx; ++k) {
+      // kUnroll rows of weights are loaded before they are used, so that their L2 latencies
+      // overlap (the loop is latency-bound otherwise: one block per SM, 8 warps).
+      int k = 0;
+      for (; k + kUnroll <= Kx; k += kUnroll) {
+        float w4[kUnroll][4];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          const float* wk = wcol + static_cast<int64_t>(k + u) * 4 * H;
+          w4[u][0] = __ldg(wk);
+          w4[u][1] = __ldg(wk + H);
+          w4[u][2] = __ldg(wk + 2 * H);
+          w4[u][3] = __ldg(wk + 3 * H);
+        }
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+#pragma unroll
+          for (int r = 0; r < TB; ++r) {
+            const float xv = s.x[r * Kx + k + u];
+            acc[r][0] = fmaf(xv, w4[u][0], acc[r][0]);
+            acc[r][1] = fmaf(xv, w4[u][1], acc[r][1]);
+            acc[r][2] = fmaf(xv, w4[u][2], acc[r][2]);
+            acc[r][3] = fmaf(xv, w4[u][3], acc[r][3]);
+          }
+        }
+      }
+      for (; k < Kx; ++k) {
         const float* wk = wcol + static_cast<int64_t>(k) * 4 * H;
         const float wi = __ldg(wk), wf = __ldg(wk + H), wg = __ldg(wk + 2 * H), wo = __ldg(wk + 3 * H);
 #pragma unroll
@@ -256,7 +282,17 @@ __global__ void __launch_bounds__(kThreads) dream_kernel(const CudaArgs a) {
       const float bias = a.head_b[col];
 #pragma unroll
       for (int r = 0; r < TB; ++r) acc[r] = bias;
-      for (int k = 0; k < H; ++k) {
+      int k = 0;
+      for (; k + 2 * kUnroll <= H; k += 2 * kUnroll) {
+        float w[2 * kUnroll];
+#pragma unroll
+        for (int u = 0; u < 2 * kUnroll; ++u) w[u] = __ldg(a.head_wt + static_cast<int64_t>(k + u) * Lh + col);
+#pragma unroll
+        for (int u = 0; u < 2 * kUnroll; ++u)
+#pragma unroll
+          for (int r = 0; r < TB; ++r) acc[r] = fmaf(s.x[r * Kx + Z + A + k + u], w[u], acc[r]);
+      }
+      for (; k < H; ++k) {
         const float w = __ldg(a.head_wt + static_cast<int64_t>(k) * Lh + col);
 #pragma unroll
         for (int r = 0; r < TB; ++r) acc[r] = fmaf(s.x[r * Kx + Z + A + k], w, acc[r]);

@@ -501,7 +501,8 @@ def test_cuda_bad_device_raises():
 @pytest.mark.skipif(not hasattr(_C, "_dream_cuda_emulated"),
                     reason="built without -DWM_FAST_CUDA_EMULATOR=ON (the CUDA kernel run on CPU threads)")
 @pytest.mark.parametrize("layout,mapping,controller_input,tile", [
-    ("shared", "threshold", "zch", 8), ("per_dim", "argmax", "zh", 2), ("per_dim", "carracing", "zch", 1)])
+    ("shared", "threshold", "zch", 8), ("per_dim", "argmax", "zh", 2), ("per_dim", "carracing", "zch", 1),
+    ("per_dim", "carracing", "zh", 16)])
 def test_cuda_kernel_emulated_on_cpu(layout, mapping, controller_input, tile):
     """The CUDA kernel's source, run on CPU threads, agrees with the reference (no GPU needed)."""
     model, params, mu, logvar = make_world(layout, mapping, controller_input)
