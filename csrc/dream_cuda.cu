@@ -41,7 +41,7 @@ DreamOutputs dream_cuda(WM_DREAM_ARGS) {
                                                  init_logvar, init_index, init_eps, noise_u, noise_eps, out, keep);
   const auto* prop = at::cuda::getCurrentDeviceProperties();
   const size_t smem_max = prop->sharedMemPerBlockOptin;
-  int tb = cuda_kernel::choose_tile(a, prop->multiProcessorCount, smem_max);
+  int tb = cuda_kernel::choose_tile(a, smem_max);
   // WM_FAST_CUDA_TILE=1|2|4|8|16 forces the rows per block (a tuning aid for benchmarks).
   if (const char* env = std::getenv("WM_FAST_CUDA_TILE")) {
     const int forced = std::atoi(env);
