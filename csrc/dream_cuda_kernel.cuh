@@ -436,12 +436,13 @@ inline CudaArgs pack_cuda_args(const DreamSpec& s, const at::Tensor& w_ih, const
   return a;
 }
 
-// Rows per block: 4 (fewer for smaller batches), within the shared memory a block may have;
-// 0 if even one row does not fit. Every block re-reads M's weights from L2 each step, so more
-// rows per block read less in all, but fewer blocks keep fewer loads in flight: on an H100
-// (benchmarks/cuda_tiles.py, paper sizes) 4 rows beat 1, 2, 8 and 16 at batch 64 and 1024.
+// Rows per block: 4, or fewer if 4 do not fit in the shared memory a block may have; 0 if even
+// one row does not fit. Every block re-reads M's weights from L2 each step, so more rows per
+// block read less in all, but fewer blocks keep fewer loads in flight: on an H100
+// (benchmarks/cuda_tiles.py, paper sizes) 4 rows beat 1, 2, 8 and 16 at batch 1, 64 and 1024
+// (at batch 1 too, although 3 of the 4 rows are idle).
 inline int choose_tile(const CudaArgs& a, size_t smem_max) {
-  int tb = a.B <= 1 ? 1 : a.B <= 2 ? 2 : 4;
+  int tb = 4;
   while (tb > 1 && smem_bytes(a, tb) > smem_max) tb /= 2;
   return smem_bytes(a, tb) <= smem_max ? tb : 0;
 }
