@@ -36,3 +36,24 @@ def test_opcheck():
 def test_bad_input_raises_value_error_naming_it(params, x, out, match):
     with pytest.raises(ValueError, match=match):
         _C.controller_forward(params, x, out)
+
+
+def test_extension_links_the_shared_libstdcxx():
+    """A static libstdc++ inside the module has uninitialised iostreams: error messages that
+    format a number crash the process (seen on a GPU machine whose default g++ had no shared
+    libstdc++). The module must depend on libstdc++.so.6 like torch does."""
+    import shutil
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux") or shutil.which("readelf") is None:
+        pytest.skip("needs Linux and readelf")
+    out = subprocess.run(["readelf", "-d", _C.__file__], capture_output=True, text=True, check=True).stdout
+    needed = [line.split("[", 1)[1].rstrip("]") for line in out.splitlines() if "(NEEDED)" in line]
+    assert any(n.startswith("libstdc++.so") for n in needed), f"{_C.__file__} needs only {needed}"
+
+
+def test_error_message_formats_numbers():
+    """The failure mode above, directly: a message with integers in it comes back as a ValueError."""
+    with pytest.raises(ValueError, match=r"= 15 columns for in=4, out=3, got 10"):
+        _C.controller_forward(torch.randn(2, 10), torch.randn(2, 3, 4), 3)
