@@ -19,9 +19,12 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <optional>
 #include <string>
 #include <tuple>
+
+#include "dream_kernel.h"
 
 namespace wm_fast {
 
@@ -61,6 +64,33 @@ struct DreamSpec {
   uint64_t seed;
   float temperature, done_logit;
 };
+
+// The scalars both kernels take, from a validated spec.
+inline DreamScalars dream_scalars(const DreamSpec& s) {
+  DreamScalars d;
+  d.Z = static_cast<int32_t>(s.Z);
+  d.A = static_cast<int32_t>(s.A);
+  d.H = static_cast<int32_t>(s.H);
+  d.K = static_cast<int32_t>(s.K);
+  d.L = static_cast<int32_t>(s.L);
+  d.n_in = static_cast<int32_t>(s.n_in);
+  d.n_out = static_cast<int32_t>(s.n_out);
+  d.mapping = s.mapping;
+  d.cinput = s.cinput;
+  d.layout = s.layout;
+  d.reward_alive = s.reward_alive;
+  d.crn = s.crn;
+  d.P = s.P;
+  d.R = s.R;
+  d.T = s.T;
+  d.B = s.P * s.R;
+  d.N = s.N;
+  d.seed = s.seed;
+  d.inv_tau = 1.0f / s.temperature;
+  d.sqrt_tau = std::sqrt(s.temperature);
+  d.done_logit = s.done_logit;
+  return d;
+}
 
 // Validates every argument (shape, dtype, device, finiteness, option values) and throws
 // c10::ValueError (Python ValueError) naming the offending argument. `device` is the device

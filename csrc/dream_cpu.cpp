@@ -155,14 +155,9 @@ void pack_weights(const DreamSpec& s, const at::Tensor& w_ih, const at::Tensor& 
     pk.mls_b[2 * j] = hb[L + j];
     pk.mls_b[2 * j + 1] = hb[L + KZ + j];
   }
-  a.Z = static_cast<int32_t>(Z);
-  a.A = static_cast<int32_t>(A);
-  a.H = static_cast<int32_t>(H);
-  a.K = static_cast<int32_t>(s.K);
   a.Hp = static_cast<int32_t>(Hp);
   a.Kg = static_cast<int32_t>(Kg);
   a.Ng = static_cast<int32_t>(Ng);
-  a.L = static_cast<int32_t>(L);
   a.Nh = static_cast<int32_t>(Nh);
   a.gate_w = pk.gate_w.data();
   a.gate_b = pk.gate_b.data();
@@ -282,24 +277,10 @@ DreamOutputs dream_cpu(WM_DREAM_ARGS) {
   }
 
   KernelArgs a;
+  static_cast<DreamScalars&>(a) = dream_scalars(s);
   Packed pk;
   pack_weights(s, wi, wh, bi, bh, hw, hb, a, pk);
   initial_latents(s, mu, lv, s.injected ? &idx : nullptr, s.injected ? &ieps : nullptr, pk.z0);
-  a.n_in = static_cast<int32_t>(s.n_in);
-  a.n_out = static_cast<int32_t>(s.n_out);
-  a.mapping = s.mapping;
-  a.cinput = s.cinput;
-  a.layout = s.layout;
-  a.reward_alive = s.reward_alive;
-  a.crn = s.crn;
-  a.P = s.P;
-  a.R = s.R;
-  a.T = s.T;
-  a.B = s.P * s.R;
-  a.seed = s.seed;
-  a.inv_tau = 1.0f / s.temperature;
-  a.sqrt_tau = std::sqrt(s.temperature);
-  a.done_logit = s.done_logit;
   a.params = pr.data_ptr<float>();
   a.z0 = pk.z0.data();
   if (s.injected) {

@@ -35,12 +35,7 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kUnroll = 4;  // weight rows in flight per thread in the LSTM and head loops
 
-struct CudaArgs {
-  int Z, A, H, K, L, n_in, n_out, mapping, cinput, layout;
-  bool reward_alive, crn;
-  int64_t P, R, T, B, N;
-  uint64_t seed;
-  float inv_tau, sqrt_tau, done_logit;
+struct CudaArgs : DreamScalars {
   const float* gate_wt;  // (Z + A + H, 4H), column g * H + j
   const float* gate_b;   // (4H)
   const float* head_wt;  // (H, L + 2): logits, reward, done
@@ -384,27 +379,7 @@ inline CudaArgs pack_cuda_args(const DreamSpec& s, const at::Tensor& w_ih, const
   keep = {gate_wt, gate_b, head_wt, head_bb, mls_w, mls_b, pr, mu, lv};
 
   CudaArgs a{};
-  a.Z = static_cast<int>(Z);
-  a.A = static_cast<int>(s.A);
-  a.H = static_cast<int>(H);
-  a.K = static_cast<int>(s.K);
-  a.L = static_cast<int>(L);
-  a.n_in = static_cast<int>(s.n_in);
-  a.n_out = static_cast<int>(s.n_out);
-  a.mapping = s.mapping;
-  a.cinput = s.cinput;
-  a.layout = s.layout;
-  a.reward_alive = s.reward_alive;
-  a.crn = s.crn;
-  a.P = s.P;
-  a.R = s.R;
-  a.T = s.T;
-  a.B = s.P * s.R;
-  a.N = s.N;
-  a.seed = s.seed;
-  a.inv_tau = 1.0f / s.temperature;
-  a.sqrt_tau = std::sqrt(s.temperature);
-  a.done_logit = s.done_logit;
+  static_cast<DreamScalars&>(a) = dream_scalars(s);
   a.gate_wt = gate_wt.data_ptr<float>();
   a.gate_b = gate_b.data_ptr<float>();
   a.head_wt = head_wt.data_ptr<float>();

@@ -19,23 +19,28 @@ enum Mapping : int32_t { kCarRacing = 0, kThreshold = 1, kArgmax = 2 };
 enum ControllerInput : int32_t { kZH = 0, kZCH = 1 };
 enum MixtureLayout : int32_t { kShared = 0, kPerDim = 1 };
 
-struct KernelArgs {
+// The sizes and options of one dream call, shared by the CPU kernel's and the CUDA kernel's
+// arguments (filled from the validated DreamSpec by dream_scalars, dream.h).
+struct DreamScalars {
   // Sizes (all derived from tensor shapes).
   int32_t Z = 0, A = 0, H = 0, K = 0;
+  int32_t L = 0;                // mixture logits: K (shared) or K * Z (per_dim)
   int32_t n_in = 0, n_out = 0;  // controller input / raw output widths
   int32_t mapping = kCarRacing, cinput = kZH, layout = kPerDim;
   bool reward_alive = false;  // +1 per step alive instead of M's reward head
   bool crn = false;           // common random numbers: candidate 0's noise for everyone
   int64_t P = 0, R = 0, T = 0, B = 0;
+  int64_t N = 0;  // start-pool size
   uint64_t seed = 0;
   float inv_tau = 1.0f, sqrt_tau = 1.0f;
   float done_logit = 0.0f;  // done iff done_logit_out > done_logit (= logit(done_threshold))
+};
 
+struct KernelArgs : DreamScalars {
   // Packed weights (dream_cpu.cpp: pack_weights).
   int32_t Hp = 0;  // H rounded up to kPanel
   int32_t Kg = 0;  // Z + A + H: gate GEMM depth, input order [z, a, h]
   int32_t Ng = 0;  // 4 * Hp gate columns: [i | f | g | o], each padded to Hp with zero columns
-  int32_t L = 0;   // mixture logits: K (shared) or K * Z (per_dim)
   int32_t Nh = 0;  // head GEMM columns: [logits (L) | reward | done] rounded up to kPanel
   const float* gate_w = nullptr;  // Ng / kPanel panels, each Kg x kPanel (k-major)
   const float* gate_b = nullptr;  // Ng: b_ih + b_hh

@@ -12,6 +12,7 @@ from wm_fast import cartpole as cp
 from wm_fast.config import ConfigError
 from wm_fast.envs import cartpole as env_mod
 from wm_fast.envs import spec
+from wm_fast.sequences import episode_windows
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -72,7 +73,7 @@ def test_episode_files_hold_states_actions_and_done_at_the_end(tmp_path):
 
 def test_windows_cover_first_and_last_step_of_every_episode():
     lengths = np.array([10, 200, 64, 65])
-    w = cp.windows(lengths, 64, np.random.default_rng(0))
+    w = episode_windows(lengths, 64, np.random.default_rng(0))
     for e, t in enumerate(lengths):
         mine = w[w[:, 0] == e]
         assert len(mine) == math.ceil(t / 64)
@@ -225,7 +226,7 @@ def test_interrupted_round_resumes(tmp_path):
 
 
 def test_windows_can_leave_episode_ends_to_chance():
-    w = cp.windows(np.array([500] * 20), 64, np.random.default_rng(0), end_windows=False)
+    w = episode_windows(np.array([500] * 20), 64, np.random.default_rng(0), end_windows=False)
     assert ((w[:, 1] + w[:, 2]) == 500).sum() < 5  # vs one per episode with end_windows
 
 

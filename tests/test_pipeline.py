@@ -70,6 +70,7 @@ def test_evaluate_command_with_other_seeds(tiny_run):
     (("run", "--env", "pong", "--preset", "tiny", "--run-dir", "X"), "unknown environment 'pong'"),
     (("train-rnn", "--run-dir", "X", "--preset", "tiny"), "train-rnn needs latent files"),
     (("collect", "--run-dir", "X", "--preset", "tiny", "--episodes", "0"), "collect.episodes must be positive"),
+    (("collect", "--run-dir", "X", "--env", "cartpole", "--preset", "tiny"), "use `wm-fast cartpole --run-dir D`"),
 ])
 def test_cli_errors_are_clear(tmp_path, args, message):
     proc = wm_fast(*args, cwd=tmp_path)

@@ -288,6 +288,9 @@ def get_preset(name: str, env: str = "carracing") -> PipelineConfig:
 
 def validate(cfg: PipelineConfig) -> None:
     """Raise ConfigError naming the first invalid field."""
+    from .envs import check_pixel_pipeline
+
+    check_pixel_pipeline(cfg.env)
     positive = {
         "collect.episodes": cfg.collect.episodes,
         "collect.max_steps": cfg.collect.max_steps,

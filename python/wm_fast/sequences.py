@@ -38,6 +38,32 @@ class LatentBatch(NamedTuple):
         return LatentBatch(*(t.to(device) for t in self))
 
 
+def episode_windows(lengths: np.ndarray, seq_len: int, rng: np.random.Generator,
+                    end_windows: bool = True) -> np.ndarray:
+    """Shuffled training windows (N, 3) of (episode, start, length) over episodes of `lengths` steps.
+
+    Episode e of T steps gets ceil(T / L) windows of min(T, L) steps: the first starts at 0
+    (episode starts, where dreams start from M's zero state, are seen every epoch), the last ends
+    at the episode's last step (where the rare done label is: random starts alone would almost
+    never reach it; `end_windows=False` leaves it random, an ablation), the others start
+    uniformly in [0, T - L]. Shuffled across episodes.
+    """
+    if seq_len <= 0:
+        raise ValueError(f"seq_len must be positive, got {seq_len}")
+    rows = []
+    for e, t in enumerate(np.asarray(lengths, dtype=np.int64)):
+        n = -(-int(t) // seq_len)
+        if n == 0:
+            continue
+        starts = rng.integers(0, max(int(t) - seq_len, 0) + 1, size=n)
+        starts[0] = 0
+        if end_windows and n > 1:
+            starts[-1] = int(t) - seq_len
+        rows.append(np.stack([np.full(n, e), starts, np.full(n, min(int(t), seq_len))], 1))
+    w = np.concatenate(rows).astype(np.int64)
+    return w[rng.permutation(len(w))]
+
+
 class LatentEpisodes:
     """All latent files in memory, concatenated (frames and steps kept in flat arrays).
 
@@ -89,26 +115,10 @@ class LatentEpisodes:
     def windows(self, seq_len: int, rng: np.random.Generator) -> np.ndarray:
         """Random windows covering every episode's steps about once: (N, 3) of (episode, start, length).
 
-        Episode e gets ceil(T_e / L) windows of length min(T_e, L): the first starts at 0
-        (episode starts, where dreams start from M's zero state, are seen every epoch), the
-        last ends at the episode's last step (where the rare done label is; random starts
-        alone would almost never reach it), the others start uniformly in [0, T_e - L]. Windows shorter than L (episodes
-        shorter than L) are padded by `gather`, with a mask. Shuffled across episodes.
+        See `episode_windows`; windows shorter than L (episodes shorter than L) are padded by
+        `gather`, with a mask.
         """
-        if seq_len <= 0:
-            raise ValueError(f"seq_len must be positive, got {seq_len}")
-        rows = []
-        for e, t in enumerate(self.lengths):
-            n = -(-int(t) // seq_len)
-            if n == 0:
-                continue
-            starts = rng.integers(0, max(int(t) - seq_len, 0) + 1, size=n)
-            starts[0] = 0
-            if n > 1:  # the episode's end, where its done label is, every epoch
-                starts[-1] = int(t) - seq_len
-            rows.append(np.stack([np.full(n, e), starts, np.full(n, min(int(t), seq_len))], 1))
-        w = np.concatenate(rows).astype(np.int64)
-        return w[rng.permutation(len(w))]
+        return episode_windows(self.lengths, seq_len, rng)
 
     def gather(self, windows: np.ndarray) -> LatentBatch:
         """Build a batch from windows (B, 3) of (episode, start, length); L = longest window."""

@@ -35,6 +35,7 @@ from torch import nn
 from ..config import ConfigError
 from ..envs.cartpole import ACTION_DIM, STATE_DIM, make_env
 from ..storage import atomic_write_bytes, atomic_write_json, load_checkpoint, read_json, save_checkpoint
+from ..threads import torch_threads
 
 CHECKPOINT = "dqn.pt"
 SUMMARY = "dqn_summary.json"
@@ -179,12 +180,8 @@ def train_dqn(run_dir: Path | str, cfg: DQNConfig, progress: bool = True, log=pr
     A finished run with the same config returns its summary; another config is refused.
     """
     cfg.check()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         return _train_dqn(Path(run_dir), cfg, progress, log)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train_dqn(run_dir: Path, cfg: DQNConfig, progress: bool, log) -> dict[str, Any]:

@@ -17,7 +17,7 @@ What makes the dream faithful (each ablated in results/cartpole.md):
   * iterative data: after the random round, each round collects episodes with the current C
     under action noise (random action with probability eps_i) and parameter noise (C's
     weights perturbed, so controllers drift both ways and the done head meets both walls);
-  * the done head sees every episode's last step (`windows`: random windows alone almost
+  * the done head sees every episode's last step (`sequences.episode_windows`: random windows alone almost
     never reach it) with a balanced positive weight (negatives / positives);
   * for the MDN, the auxiliary MSE on the mixture mean;
   * a skip path (`skip_init`): LSTM units 0..3 hold a fixed copy of z_t that the head adds to
@@ -46,7 +46,7 @@ from .agent import Agent, evaluate, evaluate_cli, load_agent, play, save_episode
 from .config import (CONFIG_FILE, CONTROLLER_FILE, RNN_FILE, SUMMARY_FILE, TRAIN_SEED_LIMIT, CartPoleConfig,
                      get_config, tiny_config)
 from .model import (add_mirrored, freeze_sigma, make_model, mixture_mean, model_diagnostics, model_losses, skip_init,
-                    skip_masks, train_model, windows)
+                    skip_masks, train_model)
 from .pipeline import dream_score, run_cartpole, start_pool
 from .results import RESULT_ROWS, reproduce_results, results_markdown
 
@@ -55,5 +55,5 @@ __all__ = [
     "CartPoleConfig", "add_mirrored", "dream_score", "evaluate", "evaluate_cli", "freeze_sigma", "get_config",
     "load_agent", "make_model", "mixture_mean", "model_diagnostics", "model_losses", "play", "reproduce_results",
     "results_markdown", "run_cartpole", "save_episode", "score", "skip_init", "skip_masks", "start_pool",
-    "tiny_config", "train_model", "windows",
+    "tiny_config", "train_model",
 ]

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from ..envs.cartpole import ACTION_DIM, STATE_DIM
 from ..mdnrnn import MDNRNN
+from ..sequences import episode_windows
 from ..storage import WmFastError, save_checkpoint
 from .config import CartPoleConfig
 
@@ -154,28 +155,6 @@ def add_mirrored(episodes) -> None:
     episodes.files = list(episodes.files) * 2
 
 
-def windows(lengths: np.ndarray, seq_len: int, rng: np.random.Generator, end_windows: bool = True) -> np.ndarray:
-    """Shuffled training windows (N, 3) of (episode, start, length).
-
-    Episode e of T steps gets ceil(T / L) windows of min(T, L) steps: the first starts at its
-    first step (dreams start from M's zero state there), the last ends at its last step (where
-    the done label is: random starts alone would almost never reach it; `end_windows=False`
-    leaves it random too, as `SequenceSampler` does), the others start uniformly at random.
-    """
-    rows = []
-    for e, t in enumerate(np.asarray(lengths, dtype=np.int64)):
-        n = -(-int(t) // seq_len)
-        if n == 0:
-            continue
-        starts = rng.integers(0, max(int(t) - seq_len, 0) + 1, size=n)
-        starts[0] = 0
-        if end_windows:
-            starts[-1] = max(int(t) - seq_len, 0)
-        rows.append(np.stack([np.full(n, e), starts, np.full(n, min(int(t), seq_len))], 1))
-    w = np.concatenate(rows).astype(np.int64)
-    return w[rng.permutation(len(w))]
-
-
 def train_model(files: list[Path], out_path: Path, cfg: CartPoleConfig, steps: int,
                 init: Path | None = None, seed: int = 0) -> dict[str, Any]:
     """Train M for `steps` batches on the episodes in `files` (from `init`'s weights when given)."""
@@ -202,7 +181,7 @@ def train_model(files: list[Path], out_path: Path, cfg: CartPoleConfig, steps: i
     model.train()
     done, epoch, recent = 0, 0, []
     while done < steps:
-        w = windows(episodes.lengths, cfg.seq_len, np.random.default_rng([seed, epoch]), cfg.end_windows)
+        w = episode_windows(episodes.lengths, cfg.seq_len, np.random.default_rng([seed, epoch]), cfg.end_windows)
         for i in range(0, len(w), cfg.batch_size):
             batch = episodes.gather(w[i:i + cfg.batch_size])
             batch.mask[:cfg.burn_in, torch.as_tensor(w[i:i + cfg.batch_size, 1] > 0)] = 0.0

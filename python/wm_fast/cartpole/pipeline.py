@@ -17,6 +17,7 @@ from ..controller import input_size, n_params, output_size
 from ..envs.cartpole import ACTION_DIM, MAX_STEPS, STATE_DIM
 from ..mdnrnn import MDNRNN
 from ..storage import atomic_write_json, load_checkpoint, read_json, save_checkpoint
+from ..threads import torch_threads
 from .agent import Agent, load_agent, play, save_episode, score
 from .config import (ACTION_MAPPING, CONFIG_FILE, CONTROLLER_FILE, CONTROLLER_INPUT, LOGVAR, REWARD_SOURCE,
                      RNN_FILE, SUMMARY_FILE, TRAIN_SEED_LIMIT, CartPoleConfig)
@@ -94,12 +95,8 @@ def run_cartpole(run_dir: Path | str, cfg: CartPoleConfig, progress: bool = True
                  log=print) -> dict[str, Any]:
     """Run (or resume) the whole pipeline in `run_dir`; returns the summary (also summary.json)."""
     cfg.check()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         return _run_cartpole(Path(run_dir), cfg, progress, log)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run_cartpole(run_dir: Path, cfg: CartPoleConfig, progress: bool, log) -> dict[str, Any]:

@@ -199,7 +199,7 @@ ablation changes one setting of the best row (seed 0, whose rounds were {real_ro
   on random data alone the real score depends on the seed (rows above) while the dream says ~500
   every time. Each round collects 30 episodes with the current controller plus exploration, and M
   and C continue from the previous round; {settle}.
-- **Train the done head on episode ends.** Random training windows (as `SequenceSampler` draws them)
+- **Train the done head on episode ends.** Random training windows (`end_windows=false`)
   almost never contain the last step of a long episode, where the done label is, so M does not learn
   that |x| > 2.4 ends an episode and the dream lets controllers drive off the track. With random
   windows only: {real_rounds(it + "/random_windows")}. Every episode now gets a window ending at its

@@ -35,11 +35,15 @@ class EnvSpec:
     """How C's outputs become actions: "carracing", "threshold" or "argmax" (see controller.py)."""
     reward_source: str = "model"
     """Dream reward: "model" (M's reward head) or "alive" (+1 per step survived)."""
+    own_pipeline: str | None = None
+    """For envs without pixel frames (no V): the command of their own pipeline, which replaces
+    the V/M/C pixel pipeline (`Run`, `wm-fast run/collect/train-vae/...`)."""
 
 
 _REGISTRY: dict[str, EnvSpec] = {
     "carracing": EnvSpec("carracing", "wm_fast.envs.carracing:make_env", 3, "carracing"),
-    "cartpole": EnvSpec("cartpole", "wm_fast.envs.cartpole:make_env", 2, "argmax", "alive"),
+    "cartpole": EnvSpec("cartpole", "wm_fast.envs.cartpole:make_env", 2, "argmax", "alive",
+                        own_pipeline="wm-fast cartpole --run-dir D"),
 }
 
 
@@ -89,6 +93,16 @@ def check(name: str) -> None:
     """
     if name not in _REGISTRY and ":" not in name:
         raise ConfigError(f"unknown environment {name!r}; known environments: {', '.join(names())}")
+
+
+def check_pixel_pipeline(name: str) -> None:
+    """Raise ConfigError if `name` is a registered env that the pixel pipeline does not serve."""
+    check(name)
+    own = _REGISTRY[name].own_pipeline if name in _REGISTRY else None
+    if own is not None:
+        raise ConfigError(f"environment {name!r} has no pixel frames for V, so the V/M/C pipeline (run, collect, "
+                          f"train-vae, encode, train-rnn, train-controller, iterate) does not apply to it; "
+                          f"use `{own}`")
 
 
 def factory(name: str) -> Callable[..., Env]:
