@@ -92,6 +92,22 @@ inline DreamScalars dream_scalars(const DreamSpec& s) {
   return d;
 }
 
+// The output pointers both kernels write through (trajectories null unless requested).
+inline DreamOutputPtrs dream_output_ptrs(const DreamSpec& s, DreamOutputs& out) {
+  DreamOutputPtrs p;
+  p.returns = std::get<0>(out).data_ptr<float>();
+  p.lengths = std::get<1>(out).data_ptr<int64_t>();
+  if (s.trajectories) {
+    p.tr_z = std::get<2>(out).data_ptr<float>();
+    p.tr_h = std::get<3>(out).data_ptr<float>();
+    p.tr_a = std::get<4>(out).data_ptr<float>();
+    p.tr_r = std::get<5>(out).data_ptr<float>();
+    p.tr_done = std::get<6>(out).data_ptr<bool>();
+    p.tr_alive = std::get<7>(out).data_ptr<bool>();
+  }
+  return p;
+}
+
 // Validates every argument (shape, dtype, device, finiteness, option values) and throws
 // c10::ValueError (Python ValueError) naming the offending argument. `device` is the device
 // the backend runs on: every tensor must be there.

@@ -287,16 +287,7 @@ DreamOutputs dream_cpu(WM_DREAM_ARGS) {
     a.noise_u = nu.data_ptr<float>();
     a.noise_eps = ne.data_ptr<float>();
   }
-  a.returns = std::get<0>(out).data_ptr<float>();
-  a.lengths = std::get<1>(out).data_ptr<int64_t>();
-  if (s.trajectories) {
-    a.tr_z = std::get<2>(out).data_ptr<float>();
-    a.tr_h = std::get<3>(out).data_ptr<float>();
-    a.tr_a = std::get<4>(out).data_ptr<float>();
-    a.tr_r = std::get<5>(out).data_ptr<float>();
-    a.tr_done = std::get<6>(out).data_ptr<bool>();
-    a.tr_alive = std::get<7>(out).data_ptr<bool>();
-  }
+  static_cast<DreamOutputPtrs&>(a) = dream_output_ptrs(s, out);
 
   const CpuKernel* kernel = current_kernel().load();
   const int64_t B = a.B, threads = std::max<int64_t>(1, at::get_num_threads());

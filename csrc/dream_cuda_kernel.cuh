@@ -35,7 +35,7 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kUnroll = 4;  // weight rows in flight per thread in the LSTM and head loops
 
-struct CudaArgs : DreamScalars {
+struct CudaArgs : DreamScalars, DreamOutputPtrs {
   const float* gate_wt;  // (Z + A + H, 4H), column g * H + j
   const float* gate_b;   // (4H)
   const float* head_wt;  // (H, L + 2): logits, reward, done
@@ -49,14 +49,6 @@ struct CudaArgs : DreamScalars {
   const float* init_eps;      // (B, Z) or null
   const float* noise_u;       // (T, B, Z) or null
   const float* noise_eps;
-  float* returns;  // (B)
-  int64_t* lengths;
-  float* tr_z;  // (T, B, Z) ... or null
-  float* tr_h;
-  float* tr_a;
-  float* tr_r;
-  bool* tr_done;
-  bool* tr_alive;
 };
 
 __device__ __forceinline__ float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -398,16 +390,7 @@ inline CudaArgs pack_cuda_args(const DreamSpec& s, const at::Tensor& w_ih, const
     a.noise_u = nu.data_ptr<float>();
     a.noise_eps = ne.data_ptr<float>();
   }
-  a.returns = std::get<0>(out).data_ptr<float>();
-  a.lengths = std::get<1>(out).data_ptr<int64_t>();
-  if (s.trajectories) {
-    a.tr_z = std::get<2>(out).data_ptr<float>();
-    a.tr_h = std::get<3>(out).data_ptr<float>();
-    a.tr_a = std::get<4>(out).data_ptr<float>();
-    a.tr_r = std::get<5>(out).data_ptr<float>();
-    a.tr_done = std::get<6>(out).data_ptr<bool>();
-    a.tr_alive = std::get<7>(out).data_ptr<bool>();
-  }
+  static_cast<DreamOutputPtrs&>(a) = dream_output_ptrs(s, out);
   return a;
 }
 

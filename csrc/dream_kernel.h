@@ -36,7 +36,20 @@ struct DreamScalars {
   float done_logit = 0.0f;  // done iff done_logit_out > done_logit (= logit(done_threshold))
 };
 
-struct KernelArgs : DreamScalars {
+// Where both kernels write (the dream op's output tensors; dream_output_ptrs, dream.h).
+struct DreamOutputPtrs {
+  float* returns = nullptr;    // B
+  int64_t* lengths = nullptr;  // B
+  // Trajectories (T x B x ...), all null unless requested.
+  float* tr_z = nullptr;
+  float* tr_h = nullptr;
+  float* tr_a = nullptr;
+  float* tr_r = nullptr;
+  bool* tr_done = nullptr;
+  bool* tr_alive = nullptr;
+};
+
+struct KernelArgs : DreamScalars, DreamOutputPtrs {
   // Packed weights (dream_cpu.cpp: pack_weights).
   int32_t Hp = 0;  // H rounded up to kPanel
   int32_t Kg = 0;  // Z + A + H: gate GEMM depth, input order [z, a, h]
@@ -54,17 +67,6 @@ struct KernelArgs : DreamScalars {
   // Injected noise (T x B x Z each), or null to use the Philox streams.
   const float* noise_u = nullptr;
   const float* noise_eps = nullptr;
-
-  // Outputs.
-  float* returns = nullptr;   // B
-  int64_t* lengths = nullptr;  // B
-  // Trajectories (T x B x ...), all null unless requested.
-  float* tr_z = nullptr;
-  float* tr_h = nullptr;
-  float* tr_a = nullptr;
-  float* tr_r = nullptr;
-  bool* tr_done = nullptr;
-  bool* tr_alive = nullptr;
 };
 
 // A barrier for the threads of the split mode: spins briefly, then yields (the machine may be
