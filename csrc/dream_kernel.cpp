@@ -423,6 +423,26 @@ void sample(const KernelArgs& a, const Work& w, int64_t s, int64_t dlo, int64_t 
   }
 }
 
+// Step t's reward and done from the head outputs (w.Hd) of n rows: returns, lengths, alive
+// flags and (when recorded) the reward / done trajectories.
+void reward_and_done(const KernelArgs& a, Work& w, int64_t n, int64_t t) {
+  for (int64_t s = 0; s < n; ++s) {
+    const float* hd = w.Hd + s * a.Nh;
+    const float reward = a.reward_alive ? 1.0f : hd[a.L];
+    const bool done = hd[a.L + 1] > a.done_logit;
+    if (w.alive[s]) {
+      w.ret[s] += reward;
+      w.len[s] += 1;
+    }
+    if (a.tr_z != nullptr) {  // trajectories recorded
+      const int64_t ob = t * a.B + w.row[s];
+      a.tr_r[ob] = reward;
+      a.tr_done[ob] = done;
+    }
+    if (done) w.alive[s] = 0;
+  }
+}
+
 void copy_floats(float* dst, const float* src, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
 }
@@ -461,21 +481,7 @@ void run_rows(const KernelArgs& a, int64_t b0, int64_t n_rows, void* workspace) 
     gemm(w.X, w.ldx, n, a.gate_w, a.Kg, npg, a.gate_b, w.G, a.Ng);
     cell(a, w, n, 0, a.Hp, w.X);
     gemm(w.X + Z + A, w.ldx, n, a.head_w, H, nph, a.head_b, w.Hd, a.Nh);
-    for (int64_t s = 0; s < n; ++s) {
-      const float* hd = w.Hd + s * a.Nh;
-      const float reward = a.reward_alive ? 1.0f : hd[a.L];
-      const bool done = hd[a.L + 1] > a.done_logit;
-      if (w.alive[s]) {
-        w.ret[s] += reward;
-        w.len[s] += 1;
-      }
-      if (traj) {
-        const int64_t ob = t * B + w.row[s];
-        a.tr_r[ob] = reward;
-        a.tr_done[ob] = done;
-      }
-      if (done) w.alive[s] = 0;
-    }
+    reward_and_done(a, w, n, t);
     for (int64_t s = 0; s < n; ++s) sample(a, w, s, 0, Z, w.X + s * w.ldx, w.X + s * w.ldx);
     if (!traj) {  // drop finished rows: move the last live slot into the hole
       for (int64_t s = 0; s < n;) {
@@ -582,20 +588,7 @@ void run_rows_split(const KernelArgs& a, int64_t b0, int64_t n, void* shared, vo
          w.Hd + p0 * kPanel, a.Nh);
     spin_barrier_wait(bar);
     if (part == 0) {  // D
-      for (int64_t s = 0; s < n; ++s) {
-        const float* hd = w.Hd + s * a.Nh;
-        const float reward = a.reward_alive ? 1.0f : hd[a.L];
-        const bool done = hd[a.L + 1] > a.done_logit;
-        if (w.alive[s]) {
-          w.ret[s] += reward;
-          w.len[s] += 1;
-        }
-        if (traj) {
-          a.tr_r[t * B + w.row[s]] = reward;
-          a.tr_done[t * B + w.row[s]] = done;
-        }
-        if (done) w.alive[s] = 0;
-      }
+      reward_and_done(a, w, n, t);
     }
     for (int64_t s = 0; s < n; ++s) sample(a, w, s, d0, d1, xn + s * ldx, xn + s * ldx);
     spin_barrier_wait(bar);
