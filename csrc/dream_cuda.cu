@@ -1,9 +1,10 @@
 // CUDA backend of the dream op: one persistent kernel per call on the current stream
 // (the kernel and its packing: dream_cuda_kernel.cuh).
 //
-// Checked on an NVIDIA H100 at 6d6d5ab (scripts/gpu_check.sh, torch 2.11.0+cu130): the engine tests pass
-// there, CUDA parity included; throughput in results/engine_h100.md. The same kernel source also
-// runs on CPU threads in the emulator build (cuda_emulator.cpp) for checks without a GPU.
+// Checked on an NVIDIA H100 at 6d6d5ab (scripts/gpu_check.sh, torch 2.11.0+cu130): the engine
+// tests pass there, CUDA parity included; throughput in results/engine_h100.md. The same kernel
+// source also runs on CPU threads in the emulator build (cuda_emulator.cpp) for checks without a
+// GPU.
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_runtime.h>
