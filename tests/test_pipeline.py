@@ -118,3 +118,29 @@ def test_summarize_names_command_commit_and_machine(tiny_run, tmp_path):
     ev = json.loads((run_dir / "evaluate.json").read_text())
     assert summary["real"]["returns"] == ev["returns"]
     assert "| carracing | tiny |" in out.with_suffix(".md").read_text()
+
+
+def test_git_commit_dirty_only_for_code(tmp_path):
+    """Results written by a run do not make the commit '-dirty'; a changed source file does."""
+    import shutil
+
+    from wm_fast.pipeline import git_commit
+
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    repo = tmp_path / "repo"
+    pkg = repo / "python" / "wm_fast"
+    pkg.mkdir(parents=True)
+    (pkg / "threads.py").write_text("x = 1\n")
+    (repo / "results").mkdir()
+    (repo / "results" / "r.md").write_text("old\n")
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], cwd=repo, check=True)
+    clean = git_commit(pkg)
+    assert clean != "unknown" and not clean.endswith("-dirty")
+    (repo / "results" / "r.md").write_text("new\n")
+    assert git_commit(pkg) == clean
+    (pkg / "threads.py").write_text("x = 2\n")
+    assert git_commit(pkg) == clean + "-dirty"

@@ -60,13 +60,29 @@ CONTROLLERS = ("dream", "real", "dream-real", "iterate")
 """Trained controllers a run can hold (see `Run.controller_file`)."""
 
 
-def git_commit() -> str:
-    """The commit of the wm_fast source tree ('-dirty' when it has uncommitted changes), or 'unknown'."""
+# What "-dirty" looks at: the code and the build, not results/ or runs/ (which the commands
+# behind results/ write while they run).
+_SOURCE_PATHS = ("python", "csrc", "cmake", "CMakeLists.txt", "pyproject.toml", "scripts", "benchmarks")
+
+
+def git_commit(where: Path | None = None) -> str:
+    """The commit of the source tree holding `where` (default: this package), or 'unknown'.
+
+    '-dirty' when its code (_SOURCE_PATHS) has uncommitted changes.
+    """
+    here = Path(where) if where is not None else Path(__file__).resolve().parent
     try:
-        return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip() or "unknown"
+        commit = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True, cwd=here,
+                                timeout=5)
+        if commit.returncode != 0 or not commit.stdout.strip():
+            return "unknown"
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, cwd=here,
+                             timeout=5).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--", *_SOURCE_PATHS], capture_output=True,
+                                text=True, cwd=top or here, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return commit.stdout.strip() + ("-dirty" if status else "")
 
 
 def machine_description() -> str:
