@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The committed command behind results/carracing_quick*.{json,md}: the README's main job, then
 # issue #4's refinements (dream-then-real, one iterate round), each scored on 20 real episodes.
-# Resumable: rerun after a kill and finished steps are skipped. ~40 minutes on 2 cores.
+# Resumable: rerun after a kill and finished steps are skipped. ~14 minutes on an idle 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${1:-runs/quick}
