@@ -57,7 +57,8 @@ def make_world(batch: int, seed: int = 0, never_done: bool = True, device: str =
             model.head.bias[-1] = -30.0
     p, r = BATCHES.get(batch, (1, batch))
     n = n_params(input_size(s["z_dim"], s["hidden"]), s["action_dim"])
-    params, init_mu, init_logvar = torch.randn(p, n) * 0.1, torch.randn(1000, s["z_dim"]), torch.randn(1000, s["z_dim"]) - 2.0
+    params = torch.randn(p, n) * 0.1
+    init_mu, init_logvar = torch.randn(1000, s["z_dim"]), torch.randn(1000, s["z_dim"]) - 2.0
     return World(model.to(device), params.to(device), init_mu.to(device), init_logvar.to(device), r)
 
 
