@@ -78,25 +78,32 @@ def cpu_isa(request):
 # Parity with injected noise
 
 
-@pytest.mark.parametrize("controller_input", ["zh", "zch"])
-@pytest.mark.parametrize("mapping", ["carracing", "threshold", "argmax"])
-@pytest.mark.parametrize("layout", ["shared", "per_dim"])
-def test_parity_with_injected_noise(cpu_isa, layout, mapping, controller_input):
+def check_parity_at_temperatures(backend, layout, mapping, controller_input):
+    """50-step dreams at tau 0.5, 1.0 and 1.15 with injected noise: `backend` matches the reference
+    trajectory for trajectory, and without trajectories (finished rollouts dropped) gives the same
+    returns bit for bit. Returns the reference results."""
     model, params, mu, logvar = make_world(layout, mapping, controller_input)
-    lengths, actions = [], []
+    refs = []
     for tau in (0.5, 1.0, 1.15):
         opts = DreamOptions(steps=50, rollouts=4, temperature=tau, seed=11, action_mapping=mapping,
                             controller_input=controller_input)
         noise = draw_noise(params.shape[0], opts, mu.shape[0], model.z_dim)
         ref = dream_reference(model, params, mu, logvar, opts, noise, return_trajectories=True)
-        res = dream(model, params, mu, logvar, opts, backend="cpp", noise=noise, return_trajectories=True)
+        res = dream(model, params, mu, logvar, opts, backend=backend, noise=noise, return_trajectories=True)
         assert_matches_reference(res, ref)
-        # without trajectories the engine drops finished rollouts: same returns, bit for bit
-        short = dream(model, params, mu, logvar, opts, backend="cpp", noise=noise)
+        short = dream(model, params, mu, logvar, opts, backend=backend, noise=noise)
         assert torch.equal(short.returns, res.returns) and torch.equal(short.lengths, res.lengths)
-        lengths.append(ref.lengths)
-        actions.append(ref.trajectories["action"].reshape(-1, model.action_dim))
-    lengths = torch.cat(lengths)
+        refs.append(ref)
+    return refs
+
+
+@pytest.mark.parametrize("controller_input", ["zh", "zch"])
+@pytest.mark.parametrize("mapping", ["carracing", "threshold", "argmax"])
+@pytest.mark.parametrize("layout", ["shared", "per_dim"])
+def test_parity_with_injected_noise(cpu_isa, layout, mapping, controller_input):
+    refs = check_parity_at_temperatures("cpp", layout, mapping, controller_input)
+    lengths = torch.cat([ref.lengths for ref in refs])
+    actions = [ref.trajectories["action"].reshape(-1, MAPPING_ACTIONS[mapping]) for ref in refs]
     assert (lengths < 50).any() and (lengths == 50).any(), "want early and full dreams"
     assert len(torch.unique(torch.cat(actions), dim=0)) > 1, "want more than one action"
 
@@ -452,16 +459,7 @@ cuda = pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device / CUDA backend no
 @pytest.mark.parametrize("mapping", ["carracing", "threshold", "argmax"])
 @pytest.mark.parametrize("layout", ["shared", "per_dim"])
 def test_cuda_parity_with_injected_noise(layout, mapping, controller_input):
-    model, params, mu, logvar = make_world(layout, mapping, controller_input)
-    for tau in (0.5, 1.0, 1.15):
-        opts = DreamOptions(steps=50, rollouts=4, temperature=tau, seed=11, action_mapping=mapping,
-                            controller_input=controller_input)
-        noise = draw_noise(params.shape[0], opts, mu.shape[0], model.z_dim)
-        ref = dream_reference(model, params, mu, logvar, opts, noise, return_trajectories=True)
-        res = dream(model, params, mu, logvar, opts, backend="cuda", noise=noise, return_trajectories=True)
-        assert_matches_reference(res, ref)
-        short = dream(model, params, mu, logvar, opts, backend="cuda", noise=noise)
-        assert torch.equal(short.returns, res.returns) and torch.equal(short.lengths, res.lengths)
+    check_parity_at_temperatures("cuda", layout, mapping, controller_input)
 
 
 @cuda
