@@ -7,14 +7,13 @@ fields can be overridden per command. Set WM_FAST_DEBUG=1 to see tracebacks of e
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional
 
 from .config import ConfigError, PipelineConfig, get_preset
-from .storage import WmFastError
+from .storage import WmFastError, dumps_json
 
 
 def _config(run_dir: Path, env: Optional[str], preset: Optional[str]) -> PipelineConfig:
@@ -38,7 +37,7 @@ def _stage(name: str, run_dir: Path, env: Optional[str], preset: Optional[str], 
                   **{k: {f: v for f, v in d.items() if v is not None} for k, d in overrides.items()})
     run = Run(run_dir, cfg, progress=not quiet, save_config=not (run_dir / "config.json").exists())
     metrics = getattr(run, method or name.replace("-", "_"))(**(call or {}))
-    print(json.dumps({"stage": name, "run_dir": str(run_dir), "metrics": _short(metrics)}, indent=1))
+    print(dumps_json({"stage": name, "run_dir": str(run_dir), "metrics": _short(metrics)}, indent=1))
     return metrics
 
 
@@ -257,7 +256,7 @@ def iterate(run_dir: Path, rounds: int = 1, env: Optional[str] = None, preset: O
         real=dict(workers=workers), evaluate=dict(workers=workers), controller=dict(backend=dream_backend)).items()})
     run = Run(run_dir, cfg, progress=not quiet, save_config=not (run_dir / "config.json").exists())
     result = run.iterate(rounds)
-    print(json.dumps({"stage": "iterate", "run_dir": str(run_dir), "path": result["path"], "rounds": [
+    print(dumps_json({"stage": "iterate", "run_dir": str(run_dir), "path": result["path"], "rounds": [
         {k: v for k, v in row.items() if not isinstance(v, (list, dict))} for row in result["rounds"]]}, indent=1))
 
 
@@ -323,7 +322,7 @@ def cartpole(run_dir: Path, preset: str = "quick", model: Optional[Literal["mdn"
                      backend=dream_backend,
                      seed=seed)
     s = run_cartpole(run_dir, cfg, progress=not quiet)
-    print(json.dumps({"stage": "cartpole", "run_dir": str(run_dir), "metrics": _short(s)}, indent=1))
+    print(dumps_json({"stage": "cartpole", "run_dir": str(run_dir), "metrics": _short(s)}, indent=1))
 
 
 def dqn(run_dir: Path, preset: str = "quick", total_steps: Optional[int] = None, seed: Optional[int] = None,
@@ -343,7 +342,7 @@ def dqn(run_dir: Path, preset: str = "quick", total_steps: Optional[int] = None,
     from .baselines.dqn import get_config, train_dqn
 
     s = train_dqn(run_dir, get_config(preset, total_steps=total_steps, seed=seed), progress=not quiet)
-    print(json.dumps({"stage": "dqn", "run_dir": str(run_dir), "metrics": _short(s)}, indent=1))
+    print(dumps_json({"stage": "dqn", "run_dir": str(run_dir), "metrics": _short(s)}, indent=1))
 
 
 COMMANDS: dict[str, Callable[..., None]] = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .shards import load_episode
+from .shards import load_episode, npy_header
 from .storage import CorruptShardError
 
 # --------------------------------------------------------------------------------------
@@ -29,20 +30,19 @@ def _strided_count(n: int, stride: int) -> int:
 def episode_frame_count(path: Path | str) -> int:
     """Number of frames (T+1) in one episode shard, read from the array header only.
 
+    Cheap for compressed and uncompressed shards alike: it reads the zip's central directory
+    and the first few KB of the `frames` entry, never the frames.
+
     Raises:
         CorruptShardError: unreadable file or no `frames` array in it.
     """
     path = Path(path)
     try:
-        with zipfile.ZipFile(path) as zf, zf.open("frames.npy") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, _, _ = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, _, _ = np.lib.format.read_array_header_2_0(f)
+        with zipfile.ZipFile(path) as zf:
+            shape, _, _ = npy_header(zf, "frames.npy")
     except KeyError as e:
         raise CorruptShardError(f"shard {path} lacks arrays ['frames']") from e
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as e:
         raise CorruptShardError(f"shard {path} is corrupt or truncated ({type(e).__name__}: {e})") from e
     if len(shape) != 4:
         raise CorruptShardError(f"shard {path}: frames must be (T+1, H, W, 3), got {shape}")

@@ -32,6 +32,10 @@ class MissingStageError(WmFastError):
     """A stage needs the output of an earlier stage that is not in the run directory."""
 
 
+class InsufficientDiskSpaceError(WmFastError):
+    """The data a command would write does not fit in the free space of the target disk."""
+
+
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder and a rename."""
     path = Path(path)
@@ -49,7 +53,12 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
 
 
 def _json_safe(obj: Any) -> Any:
-    """NaN and infinities become None, so the file is strict JSON that any parser reads."""
+    """NaN and infinities become None, so the file is strict JSON that any parser reads.
+
+    numpy scalars (np.float32, np.int64, np.bool_, ...) become the Python values they hold.
+    """
+    if type(obj).__module__ == "numpy" and getattr(obj, "ndim", None) == 0 and hasattr(obj, "item"):
+        obj = obj.item()
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
@@ -59,9 +68,20 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+def dumps_json(obj: Any, **kw: Any) -> str:
+    """`json.dumps` that always yields strict JSON: NaN and infinities become null.
+
+    Use it for every JSON the library prints or writes (`json.dumps` alone would write the
+    bare tokens NaN / Infinity, which strict parsers reject). `kw` go to `json.dumps`
+    (indent, sort_keys, ...); `allow_nan` is always False.
+    """
+    kw["allow_nan"] = False
+    return json.dumps(_json_safe(obj), **kw)
+
+
 def atomic_write_json(path: Path | str, obj: Any) -> None:
     """Write `obj` as indented, strict JSON (non-finite floats as null), atomically."""
-    text = json.dumps(_json_safe(obj), indent=2, sort_keys=False, allow_nan=False)
+    text = dumps_json(obj, indent=2, sort_keys=False)
     atomic_write_bytes(path, (text + "\n").encode())
 
 
