@@ -17,14 +17,9 @@ import pytest
 from wm_fast import envs
 from wm_fast.config import CollectConfig, ConfigError
 from wm_fast.envs.carracing import preprocess
-from wm_fast.rollouts import (
-    POLICY_NAMES,
-    CollectError,
-    collect,
-    collect_episode,
-    make_policy,
-    policy_rng,
-)
+from wm_fast.rollout import EpisodeRequest, RandomActor, run_episodes
+from wm_fast.rollout.collect import CollectError, collect
+from wm_fast.rollout.policies import POLICY_NAMES, make_policy, policy_rng
 from wm_fast.shards import list_episodes, load_episode
 from wm_fast.storage import CorruptShardError
 
@@ -34,7 +29,7 @@ PYTHON_DIR = Path(__file__).resolve().parents[1] / "python"
 
 
 def _cfg(**kw) -> CollectConfig:
-    base = dict(episodes=3, max_steps=30, workers=1, seed=5, policy="brownian")
+    base = dict(episodes=3, max_steps=30, workers=1, envs_per_worker=1, seed=5, policy="brownian")
     base.update(kw)
     return CollectConfig(**base)
 
@@ -162,7 +157,7 @@ def test_unknown_env_name_raises_config_error(tmp_path):
 
 
 def test_envs_import_is_lazy():
-    code = "import sys, wm_fast.envs, wm_fast.rollouts; print('Box2D' in sys.modules, 'gymnasium' in sys.modules)"
+    code = "import sys, wm_fast.envs, wm_fast.rollout.collect, wm_fast.real; print('Box2D' in sys.modules, 'gymnasium' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(PYTHON_DIR)},
                          capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
@@ -205,13 +200,11 @@ def test_held_policy_holds_actions_for_1_to_10_steps():
     assert (runs > 1).mean() > 0.8
 
 
-def test_collect_episode_truncates_at_max_steps():
-    env = envs.make("carracing", max_steps=1000)
-    try:
-        ep = collect_episode(env, "iid", seed=1, max_steps=12)
-    finally:
-        env.close()
-    assert ep["frames"].shape == (13, 64, 64, 3) and ep["actions"].shape == (12, 3)
+def test_an_episode_request_truncates_at_its_max_steps():
+    with envs.make_vec("carracing", 1, 1000) as vec:
+        actor = RandomActor("iid", 1, vec.action_low, vec.action_high)
+        ep = run_episodes(vec, [EpisodeRequest(1, keep=True, max_steps=12)], actor)[0]
+    assert ep["observations"].shape == (13, 64, 64, 3) and ep["actions"].shape == (12, 3)
     assert ep["rewards"].shape == (12,) and ep["truncated"] and not ep["terminated"] and ep["seed"] == 1
 
 
@@ -236,10 +229,13 @@ def test_collected_shards_are_consistent(shards_w1):
     assert not np.array_equal(a["frames"], b["frames"])  # different seeds, different tracks
 
 
-def test_collect_is_deterministic_across_worker_counts(shards_w1, tmp_path):
-    out1, _ = shards_w1
-    stats = collect(tmp_path, _cfg(workers=2), progress=True)
-    assert stats["collected_now"] == 3 and stats["workers"] == 2
+@pytest.mark.parametrize("workers,envs_per_worker", [(2, 1), (1, 3)])
+def test_collect_is_deterministic_across_workers_and_env_slots(shards_w1, tmp_path, workers, envs_per_worker):
+    out1, first = shards_w1
+    assert (first["workers"], first["envs_per_worker"]) == (1, 1)
+    stats = collect(tmp_path, _cfg(workers=workers, envs_per_worker=envs_per_worker), progress=True)
+    assert stats["collected_now"] == 3
+    assert (stats["workers"], stats["envs_per_worker"]) == (workers, envs_per_worker)
     for i, path in list_episodes(tmp_path).items():
         a, b = load_episode(path), load_episode(out1 / path.name)
         for key in a:
@@ -273,7 +269,7 @@ def test_kill_9_then_resume(tmp_path):
     settings = dict(episodes=8, max_steps=150, workers=2, seed=3, policy="brownian")
     code = textwrap.dedent(f"""
         from wm_fast.config import CollectConfig
-        from wm_fast.rollouts import collect
+        from wm_fast.rollout.collect import collect
         collect({str(out)!r}, CollectConfig(**{settings!r}), progress=False)
     """)
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(PYTHON_DIR)},
@@ -328,15 +324,15 @@ def test_corrupt_shard_names_the_file(shards_w1, tmp_path):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_episode_error_surfaces_in_parent(tmp_path, workers):
     start = time.monotonic()
-    with pytest.raises(CollectError, match=r"episode \d+ \(env seed \d+\).*boom from the fake env") as info:
-        collect(tmp_path, _cfg(episodes=4, workers=workers), env_name=f"{__name__}:raising_env", progress=False)
-    assert isinstance(info.value.__cause__, RuntimeError)
+    with pytest.raises(CollectError, match=r"episode \d+ \(env seed \d+\).*boom from the fake env"):
+        collect(tmp_path, _cfg(episodes=4, workers=workers, envs_per_worker=2), env_name=f"{__name__}:raising_env",
+                progress=False)
     assert time.monotonic() - start < 60
     assert list_episodes(tmp_path) == {}
 
 
 def test_worker_crash_surfaces_in_parent(tmp_path):
-    with pytest.raises(CollectError, match="worker died"):
+    with pytest.raises(CollectError, match=r"failed on every try.*exit code 7"):
         collect(tmp_path, _cfg(episodes=4, workers=2), env_name=f"{__name__}:exiting_env", progress=False)
 
 
@@ -348,3 +344,15 @@ def test_folder_in_use_is_refused(tmp_path):
         fcntl.flock(f, fcntl.LOCK_EX)
         with pytest.raises(CollectError, match="another collection"):
             collect(tmp_path, _cfg(episodes=1), progress=False)
+
+
+def test_a_truncated_shard_is_collected_again_and_said(tmp_path, capsys):
+    collect(tmp_path, _cfg(episodes=2, max_steps=10), progress=False)
+    path = tmp_path / "episode_000001.npz"
+    good = load_episode(path)
+    path.write_bytes(path.read_bytes()[:-40])
+    stats = collect(tmp_path, _cfg(episodes=2, max_steps=10), progress=False)
+    assert stats["recollected_broken"] == 1 and stats["collected_now"] == 1 and stats["skipped_existing"] == 1
+    assert "episode_000001.npz is unusable" in capsys.readouterr().out
+    for key, value in load_episode(path).items():
+        np.testing.assert_array_equal(value, good[key])

@@ -19,7 +19,8 @@ import torch
 from wm_fast.config import ControllerConfig
 from wm_fast.controller import input_size, n_params
 from wm_fast.es import train_controller
-from wm_fast.real import RealEvalError, RealEvaluator, rollout_seed, worker_spec
+from wm_fast.real import RealEvalError, RealEvaluator, agent_spec, rollout_seed
+from wm_fast.rollout import EpisodeRequest, run_episodes
 
 FAKE = "fake_env:make_env"  # tests/fake_env.py: cheap, deterministic, faults on demand
 N = n_params(input_size(32, 16), 3)  # C for the fake_models fixture's V and M
@@ -61,6 +62,11 @@ def faults(tmp_path, monkeypatch):
     return folder
 
 
+def spec(models, max_steps: int = 10, num_envs: int = 2):
+    """The worker spec of the fake env with the fake_models fixture's V and M."""
+    return agent_spec(FAKE, "gymnasium", max_steps, num_envs, *models)
+
+
 def params(p: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(0, 0.5, (p, N)).astype(np.float32)
 
@@ -72,26 +78,24 @@ def test_rollout_seeds_are_distinct_and_depend_only_on_their_keys():
 
 
 def test_real_evaluator_returns_what_one_process_computes(fake_models):
-    from fake_env import make_env
-
-    from wm_fast.evaluate import Agent, run_episode
+    from wm_fast.rollout.pool import WorkerCore, WorkerSpec
 
     x = params(3)
-    with RealEvaluator(worker_spec(FAKE, 10, *fake_models, "carracing"), workers=2) as ev:
+    with RealEvaluator(spec(fake_models, num_envs=3), workers=2) as ev:
         got = ev(x, 11, 2)
         assert ev.steps_done == 3 * 2 * 10 and ev.episodes_done == 6
         assert not ev.last_report["events"]
-    agent, env = Agent(*fake_models, None, "carracing"), make_env(10)
+    core = WorkerCore(spec(fake_models, num_envs=1))  # one env, one episode at a time, in this process
     want = []
     for p in range(3):
-        agent.set_params(x[p])
-        want.append(np.mean([run_episode(env, agent, rollout_seed(11, p, r))[0] for r in range(2)]))
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+        eps = [EpisodeRequest(rollout_seed(11, p, r), x[p]) for r in range(2)]
+        want.append(np.mean([r["return"] for r in run_episodes(core.vec, eps, core.actor)]))
+    np.testing.assert_array_equal(got, want)
 
 
 def test_dead_raising_and_hung_workers_do_not_change_the_generation(fake_models, faults, caplog):
     x = params(4)
-    with RealEvaluator(worker_spec(FAKE, 10, *fake_models, "carracing"), workers=2, timeout_s=60) as ev:
+    with RealEvaluator(spec(fake_models), workers=2, timeout_s=60) as ev:
         clean = ev(x, 5, 2)
         for fault, counter in (("kill", "worker_deaths"), ("raise", "errors"), ("hang", "timeouts")):
             ev.pool.timeout_s = 3.0 if fault == "hang" else 60.0
@@ -115,11 +119,12 @@ def test_dead_raising_and_hung_workers_do_not_change_the_generation(fake_models,
         assert victim not in ev.pool.pids() and len(ev.pool.pids()) == 2
         (faults / "sleep").unlink()
 
-        # An episode that fails on every attempt is given up: its candidate keeps its other rollout.
+        # An episode that fails on every attempt is given up (its batch is retried episode by episode):
+        # its candidate keeps its other rollout, and every other episode counts.
         (faults / "raise_seeds").write_text(str(rollout_seed(5, 0, 0)))
         got = ev(x, 5, 2)
         summary = ev.last_report["summary"]
-        assert summary["failed"] == 1 and summary["errors"] == 3, summary
+        assert summary["failed"] == 2 and summary["errors"] == 6, summary  # its batch, then the episode alone
         assert "gave up after 3 attempts" in ev.last_report["events"][-1]
         np.testing.assert_array_equal(got[1:], clean[1:])
         assert np.isfinite(got[0]) and got[0] != clean[0]
@@ -128,7 +133,7 @@ def test_dead_raising_and_hung_workers_do_not_change_the_generation(fake_models,
 def test_train_controller_logs_a_killed_worker_and_ends_as_without_it(fake_models, faults, tmp_path):
     cfg = ControllerConfig(popsize=4, rollouts=2, sigma0=0.3, generations=3, eval_every=3, eval_rollouts=2,
                            l2_penalty=0.0, seed=1)
-    with RealEvaluator(worker_spec(FAKE, 10, *fake_models, "carracing"), workers=2) as ev:
+    with RealEvaluator(spec(fake_models), workers=2) as ev:
         train_controller(ev, N, tmp_path / "clean", cfg, progress=False)
         (faults / "kill").touch()  # the first worker to start an episode dies, in generation 1
         train_controller(ev, N, tmp_path / "faulty", cfg, progress=False)
@@ -148,7 +153,7 @@ def test_worker_memory_stays_flat_over_many_generations(fake_models, tmp_path):
     # 50 generations x 32 short episodes: ~640 episodes per worker between generations 10 and 50,
     # so a leak of 32 kB per episode (or per parameter update) would show.
     cfg = ControllerConfig(popsize=8, rollouts=4, sigma0=0.3, generations=50, eval_every=50, eval_rollouts=2)
-    with RealEvaluator(worker_spec(FAKE, 3, *fake_models, "carracing"), workers=2) as ev:
+    with RealEvaluator(spec(fake_models, 3), workers=2) as ev:
         train_controller(ev, N, tmp_path, cfg, progress=False)
     log = read_log(tmp_path / "log.jsonl")
     at10, at50 = log[9]["worker_rss_mb"], log[49]["worker_rss_mb"]
@@ -158,7 +163,7 @@ def test_worker_memory_stays_flat_over_many_generations(fake_models, tmp_path):
 
 
 def test_a_worker_that_cannot_start_is_a_clear_error(fake_models, tmp_path):
-    spec = worker_spec(FAKE, 10, tmp_path / "missing_vae.pt", fake_models[1], "carracing")
+    spec = agent_spec(FAKE, "gymnasium", 10, 2, tmp_path / "missing_vae.pt", fake_models[1])
     with pytest.raises(RealEvalError, match="missing_vae.pt"):
         with RealEvaluator(spec, workers=1) as ev:
             ev(params(2), 0, 1)
@@ -168,7 +173,7 @@ def test_a_worker_that_cannot_start_is_a_clear_error(fake_models, tmp_path):
 def test_ray_actor_killed_mid_generation(fake_models, faults, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
     x = params(4)
-    with RealEvaluator(worker_spec(FAKE, 10, *fake_models, "carracing"), workers=2, backend="ray") as ev:
+    with RealEvaluator(spec(fake_models), workers=2, backend="ray") as ev:
         clean = ev(x, 5, 2)
         (faults / "sleep").write_text("0.05")
         victim = ev.pool.pids()[0]

@@ -39,13 +39,13 @@ def strict_loads(text: str):
 def episode() -> dict:
     """A real CarRacing random-policy episode of 60 steps."""
     from wm_fast import envs
-    from wm_fast.rollouts import collect_episode
+    from wm_fast.rollout import EpisodeRequest, RandomActor, run_episodes
 
-    env = envs.make("carracing", max_steps=60)
-    try:
-        return collect_episode(env, "brownian", seed=4, max_steps=60)
-    finally:
-        env.close()
+    with envs.make_vec("carracing", 1, 60) as vec:
+        ep = run_episodes(vec, [EpisodeRequest(4, keep=True)], RandomActor("brownian", 1, vec.action_low,
+                                                                          vec.action_high))[0]
+    return {"frames": ep.pop("observations"), **{k: ep[k] for k in ("actions", "rewards", "terminated",
+                                                                     "truncated", "seed")}}
 
 
 @pytest.fixture

@@ -16,24 +16,34 @@ from .config import ConfigError, PipelineConfig, get_preset
 from .storage import WmFastError, dumps_json
 
 
-def _config(run_dir: Path, env: Optional[str], preset: Optional[str]) -> PipelineConfig:
+def _config(run_dir: Path, env: Optional[str], preset: Optional[str],
+            env_backend: Optional[str] = None) -> PipelineConfig:
     saved = run_dir / "config.json"
     if preset is not None or not saved.exists():
-        return get_preset(preset or "quick", env or "carracing")
+        cfg = get_preset(preset or "quick", env or "carracing")
+        if env_backend is not None:
+            from .config import validate
+
+            cfg.env_backend = env_backend  # type: ignore[assignment]
+            validate(cfg)
+        return cfg
     from .pipeline import load_config
 
     cfg = load_config(saved)
     if env is not None and env != cfg.env:
         raise ConfigError(f"--env {env!r} differs from the run's environment {cfg.env!r} in {saved}")
+    if env_backend is not None and env_backend != cfg.env_backend:
+        raise ConfigError(f"--env-backend {env_backend!r} differs from the run's {cfg.env_backend!r} in {saved}; "
+                          "a run never mixes backends (evaluate takes --env-backend for its own episodes)")
     return cfg
 
 
 def _stage(name: str, run_dir: Path, env: Optional[str], preset: Optional[str], quiet: bool,
-           call: Optional[dict[str, Any]] = None, method: Optional[str] = None,
+           call: Optional[dict[str, Any]] = None, method: Optional[str] = None, env_backend: Optional[str] = None,
            **overrides: dict[str, Any]) -> dict[str, Any]:
     from .pipeline import Run, replace
 
-    cfg = replace(_config(run_dir, env, preset),
+    cfg = replace(_config(run_dir, env, preset, env_backend),
                   **{k: {f: v for f, v in d.items() if v is not None} for k, d in overrides.items()})
     run = Run(run_dir, cfg, progress=not quiet, save_config=not (run_dir / "config.json").exists())
     metrics = getattr(run, method or name.replace("-", "_"))(**(call or {}))
@@ -45,7 +55,8 @@ def _short(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}
 
 
-def run(run_dir: Path, env: str = "carracing", preset: str = "quick", quiet: bool = False) -> None:
+def run(run_dir: Path, env: str = "carracing", preset: str = "quick",
+        env_backend: Literal["gymnasium", "envpool"] = "gymnasium", quiet: bool = False) -> None:
     """Run every stage in order (collect, train-vae, encode, train-rnn, train-controller, evaluate).
 
     Stages already complete in the run directory are skipped; interrupted ones resume.
@@ -54,13 +65,16 @@ def run(run_dir: Path, env: str = "carracing", preset: str = "quick", quiet: boo
         run_dir: Run directory (created if missing).
         env: Environment: carracing, or cartpole (runs `wm-fast cartpole` with the preset).
         preset: tiny (seconds), quick (minutes), or paper (the paper's settings).
+        env_backend: gymnasium (the reference) or envpool (C++, faster; `pip install 'wm-fast[envpool]'`).
         quiet: No progress bars.
     """
     if env == "cartpole":
         return cartpole(run_dir, preset=preset, quiet=quiet)
     from .pipeline import Run
 
-    results = Run(run_dir, get_preset(preset, env), progress=not quiet).run_all()
+    cfg = get_preset(preset, env)
+    cfg.env_backend = env_backend
+    results = Run(run_dir, cfg, progress=not quiet).run_all()
     ev = results.get("evaluate", {})
     print(f"[wm-fast] done: real mean return {ev.get('mean', float('nan')):.1f} ± {ev.get('std', float('nan')):.1f} "
           f"over {len(ev.get('returns', []))} episodes; see {run_dir}/evaluate.json")
@@ -68,7 +82,8 @@ def run(run_dir: Path, env: str = "carracing", preset: str = "quick", quiet: boo
 
 def collect(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = None,
             episodes: Optional[int] = None, max_steps: Optional[int] = None,
-            policy: Optional[str] = None, workers: Optional[int] = None, seed: Optional[int] = None,
+            policy: Optional[str] = None, workers: Optional[int] = None, envs_per_worker: Optional[int] = None,
+            seed: Optional[int] = None, env_backend: Optional[Literal["gymnasium", "envpool"]] = None,
             quiet: bool = False) -> None:
     """Collect random-policy episodes into RUN_DIR/episodes (resumable after a kill).
 
@@ -80,11 +95,14 @@ def collect(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = No
         max_steps: Steps per episode at most.
         policy: brownian, iid or held.
         workers: Worker processes (default: the cores).
+        envs_per_worker: Env slots each worker steps as one batch.
         seed: Episode i uses env seed seed+i.
+        env_backend: gymnasium or envpool (a new run only: a run never mixes backends).
         quiet: No progress bars.
     """
-    _stage("collect", run_dir, env, preset, quiet, collect=dict(
-        episodes=episodes, max_steps=max_steps, policy=policy, workers=workers, seed=seed))
+    _stage("collect", run_dir, env, preset, quiet, env_backend=env_backend, collect=dict(
+        episodes=episodes, max_steps=max_steps, policy=policy, workers=workers, envs_per_worker=envs_per_worker,
+        seed=seed))
 
 
 def train_vae(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = None,
@@ -193,6 +211,7 @@ def evaluate(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = N
              controller: Literal["dream", "real", "dream-real", "iterate"] = "dream",
              episodes: Optional[int] = None, seed_start: Optional[int] = None,
              max_steps: Optional[int] = None, workers: Optional[int] = None,
+             envs_per_worker: Optional[int] = None, env_backend: Optional[Literal["gymnasium", "envpool"]] = None,
              video: bool = True, quiet: bool = False) -> None:
     """Evaluate a trained controller (with V and M) in the real environment.
 
@@ -209,6 +228,8 @@ def evaluate(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = N
         seed_start: Episode i uses env seed seed_start+i.
         max_steps: Steps per episode at most.
         workers: Worker processes.
+        envs_per_worker: Env slots each worker steps as one batch.
+        env_backend: Evaluate on gymnasium or envpool (default: the run's backend); named in the JSON.
         video: Write a GIF of the first episode.
         quiet: No progress bars.
     """
@@ -218,7 +239,8 @@ def evaluate(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = N
         return evaluate_cli(run_dir, episodes, seed_start, max_steps)
     name = "evaluate" if controller == "dream" else f"evaluate-{controller}"
     _stage(name, run_dir, env, preset, quiet, call={"controller": controller}, method="evaluate", evaluate=dict(
-        episodes=episodes, seed_start=seed_start, max_steps=max_steps, workers=workers, video=video))
+        episodes=episodes, seed_start=seed_start, max_steps=max_steps, workers=workers,
+        envs_per_worker=envs_per_worker, env_backend=env_backend, video=video))
 
 
 def iterate(run_dir: Path, rounds: int = 1, env: Optional[str] = None, preset: Optional[str] = None,

@@ -39,6 +39,8 @@ class CollectConfig:
     """Random policy: `iid` uniform, `brownian` smoothed random walk, `held` actions held 1-10 steps."""
     workers: int = field(default_factory=default_workers)
     """Worker processes (default: the usable cores)."""
+    envs_per_worker: int = 8
+    """Env slots each worker steps as one batch (speed only: an episode depends on its seed alone)."""
     seed: int = 0
     """Episode i uses env seed `seed + i`."""
 
@@ -139,6 +141,10 @@ class EvalConfig:
     """Write a GIF of the first episode."""
     workers: int = field(default_factory=default_workers)
     """Worker processes for the episodes."""
+    envs_per_worker: int = 8
+    """Env slots each worker steps as one batch (V, M and C batched over them; speed only)."""
+    env_backend: Optional[Literal["gymnasium", "envpool"]] = None
+    """Evaluate on this env backend (default: the run's `env_backend`); named in evaluate.json."""
 
 
 @dataclass
@@ -167,6 +173,8 @@ class RealConfig:
     """Real episodes for the periodic evaluation of the CMA mean (the paper used 1024)."""
     workers: int = field(default_factory=default_workers)
     """Workers running episodes: local processes, or Ray actors (the local Ray cluster gets this many CPUs)."""
+    envs_per_worker: int = 8
+    """Env slots each worker steps as one batch (speed only: an episode depends on its seed alone)."""
     backend: Literal["local", "ray"] = "local"
     """Where episodes run: `local` worker processes or `ray` actors."""
     address: Optional[str] = None
@@ -207,6 +215,9 @@ class PipelineConfig:
 
     env: str = "carracing"
     """Environment name."""
+    env_backend: Literal["gymnasium", "envpool"] = "gymnasium"
+    """Implementation of the environment for every stage: gymnasium (the reference) or EnvPool's C++
+    one (the `envpool` extra; other tracks and frames for the same seed). A run never mixes them."""
     preset: str = "paper"
     """Preset the numbers came from."""
     collect: CollectConfig = field(default_factory=CollectConfig)
@@ -250,17 +261,17 @@ def _quick() -> PipelineConfig:
 def _tiny() -> PipelineConfig:
     return PipelineConfig(
         preset="tiny",
-        collect=CollectConfig(episodes=4, max_steps=40, workers=2),
+        collect=CollectConfig(episodes=4, max_steps=40, workers=2, envs_per_worker=2),
         vae=VAEConfig(epochs=1, batch_size=16, lr=1e-3, shuffle_shards=2),
         rnn=RNNConfig(hidden=32, n_gaussians=3, seq_len=16, batch_size=4, epochs=2),
         controller=ControllerConfig(
             popsize=6, rollouts=2, generations=2, dream_steps=20, eval_every=1,
             eval_rollouts=8,
         ),
-        evaluate=EvalConfig(episodes=2, max_steps=30, workers=2),
+        evaluate=EvalConfig(episodes=2, max_steps=30, workers=2, envs_per_worker=2),
         real=RealConfig(
             popsize=4, rollouts=2, generations=2, finetune_generations=2, max_steps=30, eval_every=1,
-            eval_rollouts=2, workers=2, rollout_timeout_s=120.0,
+            eval_rollouts=2, workers=2, envs_per_worker=2, rollout_timeout_s=120.0,
         ),
         iterate=IterateConfig(episodes=2, rnn_epochs=1, generations=2, eval_episodes=2),
     )
@@ -288,13 +299,19 @@ def get_preset(name: str, env: str = "carracing") -> PipelineConfig:
 
 def validate(cfg: PipelineConfig) -> None:
     """Raise ConfigError naming the first invalid field."""
-    from .envs import check_pixel_pipeline
+    from .envs import check_backend, check_pixel_pipeline
 
     check_pixel_pipeline(cfg.env)
+    check_backend(cfg.env, cfg.env_backend)
+    if cfg.evaluate.env_backend is not None:
+        check_backend(cfg.env, cfg.evaluate.env_backend)
     positive = {
         "collect.episodes": cfg.collect.episodes,
         "collect.max_steps": cfg.collect.max_steps,
         "collect.workers": cfg.collect.workers,
+        "collect.envs_per_worker": cfg.collect.envs_per_worker,
+        "evaluate.envs_per_worker": cfg.evaluate.envs_per_worker,
+        "real.envs_per_worker": cfg.real.envs_per_worker,
         "vae.z_dim": cfg.vae.z_dim,
         "vae.epochs": cfg.vae.epochs,
         "vae.batch_size": cfg.vae.batch_size,

@@ -54,11 +54,13 @@ def round_dir(run: "Run", r: int) -> Path:
 def _iterate_config(run: "Run") -> dict[str, Any]:
     d = run.cfg.to_dict()
     ev = {k: d["evaluate"][k] for k in ("seed_start", "max_steps")}
-    cfg = {"env": d["env"], "collect": {k: v for k, v in d["collect"].items() if k != "workers"},
+    cfg = {"env": d["env"], **({"env_backend": d["env_backend"]} if d["env_backend"] != "gymnasium" else {}),
+           "collect": {k: v for k, v in d["collect"].items() if k not in ("workers", "envs_per_worker")},
            "vae": d["vae"], "rnn": d["rnn"], "controller": d["controller"], "evaluate": ev, "iterate": d["iterate"]}
     if run.cfg.iterate.start != "dream":
         cfg["real"] = {k: v for k, v in d["real"].items()
-                       if k not in ("workers", "backend", "address", "rollout_timeout_s", "max_attempts")}
+                       if k not in ("workers", "envs_per_worker", "backend", "address", "rollout_timeout_s",
+                                    "max_attempts")}
     return cfg
 
 
@@ -110,25 +112,28 @@ def _collect(run: "Run", r: int, cur: dict[str, Path]) -> dict[str, Any]:
     import numpy as np
 
     from .es import load_controller
-    from .real import Task, WorkerPool
-    from .rollouts import _folder_lock, remove_temp_files
+    from .rollout.collect import folder_lock, remove_temp_files
+    from .rollout.episodes import EpisodeRequest
+    from .rollout.pool import WorkerPool, run_requests
     from .shards import episode_name
 
     it, folder = run.cfg.iterate, run.episodes_dir
     params = load_controller(cur["controller"]).numpy()
     indices = [r * ROUND_STRIDE + j for j in range(it.episodes)]
-    with _folder_lock(folder):
+    with folder_lock(folder):
         remove_temp_files(folder)
         todo = [i for i in indices if not (folder / episode_name(i)).exists()]
-        tasks = [Task("collect", SEED_OFFSET + i, params, {"noise": it.noise, "path": str(folder / episode_name(i))},
-                      label=f"iterate round {r} episode {i} (env seed {SEED_OFFSET + i})") for i in todo]
+        requests = [EpisodeRequest(SEED_OFFSET + i, params, noise=it.noise, keep=True) for i in todo]
         spec = run.real_worker_spec(run.cfg.collect.max_steps, cur["vae"], cur["rnn"])
         results: list = []
         report: dict[str, Any] = {"summary": {}, "events": []}
-        if tasks:
-            with WorkerPool(spec, min(run.cfg.real.workers, len(tasks)), "local",
-                            timeout_s=run.cfg.real.rollout_timeout_s, max_attempts=run.cfg.real.max_attempts) as pool:
-                results, report = pool.run(tasks)
+        if requests:
+            workers = max(1, min(run.cfg.real.workers, -(-len(requests) // spec.num_envs)))
+            with WorkerPool(spec, workers, "local", timeout_s=run.cfg.real.rollout_timeout_s,
+                            max_attempts=run.cfg.real.max_attempts) as pool:
+                results, report = run_requests(
+                    pool, requests, shards=[str(folder / episode_name(i)) for i in todo],
+                    label=lambda k: f"iterate round {r} episode {todo[k]} (env seed {SEED_OFFSET + todo[k]})")
     done = [x for x in results if x is not None]
     return {"new_episodes": len(done), "failed_episodes": len(results) - len(done),
             "skipped_existing": len(indices) - len(todo),
@@ -174,18 +179,18 @@ def _rnn(run: "Run", r: int, cur: dict[str, Path], latents: Path) -> dict[str, A
 
 def _controller(run: "Run", r: int, cur: dict[str, Path], latents: Path) -> dict[str, Any]:
     from .encode import initial_latents
-    from .envs import spec
+    from .envs import facts
     from .es import DreamEvaluator, load_controller, train_controller
     from .shards import list_episodes
     from .train_rnn import load_mdnrnn
 
-    env = spec(run.cfg.env)
+    env = facts(run.cfg.env)
     rnn = round_dir(run, r) / "rnn" / "rnn.pt"
     model = load_mdnrnn(rnn)
     init_mu, init_logvar = initial_latents(list(list_episodes(latents).values()))
     cfg = dataclasses.replace(run.cfg.controller, generations=run.cfg.iterate.generations)
     ev = DreamEvaluator(model, init_mu, init_logvar, cfg, action_mapping=env.action_mapping,
-                        controller_input="zh", reward_source=env.reward_source)
+                        controller_input=env.controller_input, reward_source=env.reward_source)
     x0 = load_controller(cur["controller"]).double().numpy()
     metrics = train_controller(ev, len(x0), round_dir(run, r) / "controller", cfg, x0=x0,
                                progress=run.progress, eval_start=True)
@@ -199,9 +204,10 @@ def _evaluate(run: "Run", r: int, vae: Path) -> dict[str, Any]:
 
     folder = round_dir(run, r)
     cfg = EvalConfig(episodes=run.cfg.iterate.eval_episodes, seed_start=run.cfg.evaluate.seed_start,
-                     max_steps=run.cfg.evaluate.max_steps, video=False, workers=run.cfg.evaluate.workers)
+                     max_steps=run.cfg.evaluate.max_steps, video=False, workers=run.cfg.evaluate.workers,
+                     envs_per_worker=run.cfg.evaluate.envs_per_worker)
     return evaluate(run.cfg.env, vae, folder / "rnn" / "rnn.pt", folder / "controller" / "controller.pt", cfg,
-                    out_json=None, progress=run.progress,
+                    env_backend=run.cfg.env_backend, out_json=None, progress=run.progress,
                     timeout_s=run.cfg.real.rollout_timeout_s)
 
 

@@ -52,7 +52,7 @@ _STAGE_SECTIONS = {
     "evaluate-iterate": ("collect", "vae", "rnn", "controller", "real", "iterate", "evaluate"),
 }
 # Settings that change where or how fast work runs, not its results.
-_NOT_RESULTS = ("workers", "backend", "address", "rollout_timeout_s", "max_attempts")
+_NOT_RESULTS = ("workers", "envs_per_worker", "backend", "address", "rollout_timeout_s", "max_attempts")
 
 MODES = ("dream", "real", "dream-then-real")
 """`train-controller --mode`: CMA-ES in M's dream, in the real env, or dream then a real fine-tune."""
@@ -101,6 +101,8 @@ def machine_description() -> str:
 def _stage_config(cfg: PipelineConfig, stage: str) -> dict[str, Any]:
     d = cfg.to_dict()
     out = {"env": d["env"]}
+    if d["env_backend"] != "gymnasium":  # runs made before backends existed ran on gymnasium
+        out["env_backend"] = d["env_backend"]
     for section in _STAGE_SECTIONS[stage]:
         section_dict = dict(d[section])
         for key in _NOT_RESULTS if section in ("real", "collect", "evaluate") else ():
@@ -134,6 +136,9 @@ class Run:
     def __init__(self, run_dir: Path | str, cfg: PipelineConfig | None = None, progress: bool = True,
                  save_config: bool = True, log: Callable[[str], None] = print):
         self.dir = Path(run_dir)
+        if self.dir.exists() and not self.dir.is_dir():
+            raise ConfigError(f"the run directory {self.dir} is an existing file, not a folder; "
+                              "name a new or existing folder with --run-dir")
         saved = self.dir / "config.json"
         if cfg is None:
             cfg = load_config(saved) if saved.exists() else get_preset("quick")
@@ -213,7 +218,8 @@ class Run:
         flat = metrics if stage.startswith("evaluate") else {}
         record = {
             **flat, "stage": stage, "complete": True, "metrics": metrics,
-            "config": _stage_config(self.cfg, stage), "seconds": time.perf_counter() - start,
+            "config": _stage_config(self.cfg, stage), "env_backend": self.cfg.env_backend,
+            "seconds": time.perf_counter() - start,
             "commit": git_commit(), "machine": machine_description(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -229,10 +235,10 @@ class Run:
     # ---- stages
     def collect(self) -> dict[str, Any]:
         """Random-policy episodes → D/episodes (resumable)."""
-        from .rollouts import collect
+        from .rollout.collect import collect
 
-        return self._record("collect", lambda: collect(self.episodes_dir, self.cfg.collect,
-                                                       env_name=self.cfg.env, progress=self.progress))
+        return self._record("collect", lambda: collect(self.episodes_dir, self.cfg.collect, env_name=self.cfg.env,
+                                                       env_backend=self.cfg.env_backend, progress=self.progress))
 
     def train_vae(self) -> dict[str, Any]:
         """Train V on the episodes' frames → D/vae (resumable per epoch)."""
@@ -294,35 +300,39 @@ class Run:
             raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         from .controller import input_size, n_params, output_size
         from .encode import initial_latents
-        from .envs import spec
+        from .envs import facts
         from .es import DreamEvaluator, train_controller
         from .train_rnn import load_mdnrnn
 
         self._need(self.rnn_path, f"a trained M at {self.rnn_path}", "train-controller")
-        env = spec(self.cfg.env)
+        env = facts(self.cfg.env)
         model = load_mdnrnn(self.rnn_path)
         init_mu, init_logvar = initial_latents(list(list_episodes(self.latents_dir).values()))
         evaluator = DreamEvaluator(model, init_mu, init_logvar, self.cfg.controller,
-                                   action_mapping=env.action_mapping, controller_input="zh",
-                                   reward_source="model")
-        n = n_params(input_size(model.z_dim, model.hidden, "zh"), output_size(env.action_mapping, env.action_dim))
+                                   action_mapping=env.action_mapping, controller_input=env.controller_input,
+                                   reward_source=env.reward_source)
+        n = n_params(input_size(model.z_dim, model.hidden, env.controller_input),  # type: ignore[arg-type]
+                     output_size(env.action_mapping, env.action_dim))  # type: ignore[arg-type]
         return self._record("train-controller", lambda: train_controller(
             evaluator, n, self.controller_dir, self.cfg.controller, progress=self.progress))
 
-    def controller_size(self, action_mapping: str, rnn_path: Path | None = None) -> int:
-        """Number of C's parameters for this run's M (input [z, h])."""
+    def controller_size(self, rnn_path: Path | None = None) -> int:
+        """Number of C's parameters for this run's M and env (its controller input and action mapping)."""
         from .controller import input_size, n_params, output_size
+        from .envs import facts
         from .train_rnn import load_mdnrnn
 
-        m = load_mdnrnn(rnn_path or self.rnn_path)
-        return n_params(input_size(m.z_dim, m.hidden, "zh"), output_size(action_mapping, m.action_dim))  # type: ignore[arg-type]
+        m, env = load_mdnrnn(rnn_path or self.rnn_path), facts(self.cfg.env)
+        return n_params(input_size(m.z_dim, m.hidden, env.controller_input),  # type: ignore[arg-type]
+                        output_size(env.action_mapping, m.action_dim))  # type: ignore[arg-type]
 
-    def real_worker_spec(self, max_steps: int, vae_path: Path | None = None, rnn_path: Path | None = None):
-        """The `real.WorkerSpec` of this run's env with V and M (default: the pipeline's)."""
-        from .real import env_action_mapping, worker_spec
+    def real_worker_spec(self, max_steps: int, vae_path: Path | None = None, rnn_path: Path | None = None,
+                         envs_per_worker: int | None = None):
+        """The `rollout.pool.WorkerSpec` of this run's env (and backend) with V and M (default: the pipeline's)."""
+        from .rollout.pool import agent_spec
 
-        return worker_spec(self.cfg.env, max_steps, vae_path or self.vae_path, rnn_path or self.rnn_path,
-                           env_action_mapping(self.cfg.env))
+        return agent_spec(self.cfg.env, self.cfg.env_backend, max_steps, envs_per_worker or self.cfg.real.envs_per_worker,
+                          vae_path or self.vae_path, rnn_path or self.rnn_path)
 
     def real_evaluator(self, max_steps: int | None = None, vae_path: Path | None = None,
                        rnn_path: Path | None = None):
@@ -347,7 +357,7 @@ class Run:
                                   seed=rc.seed)
         projection: dict[str, Any] = {}
         with self.real_evaluator() as ev:
-            n = self.controller_size(ev.spec.action_mapping)
+            n = self.controller_size()
             done = generations_done(out_dir)
             if done < generations:
                 start = x0 if x0 is not None else [0.0] * n
@@ -387,6 +397,7 @@ class Run:
         self._need(path, f"a trained controller at {path}", stage)
         return self._record(stage, lambda: evaluate(
             self.cfg.env, self.vae_path, self.rnn_path, path, self.cfg.evaluate,
+            env_backend=self.cfg.evaluate.env_backend or self.cfg.env_backend,
             out_json=None, video_path=self.dir / f"{stage}.gif",
             progress=self.progress, timeout_s=self.cfg.real.rollout_timeout_s))
 
@@ -420,7 +431,7 @@ def load_config(path: Path | str) -> PipelineConfig:
         # Runs made before a section existed get the section of their preset.
         base = _PRESETS[d["preset"]]() if d.get("preset") in _PRESETS else PipelineConfig()
         return PipelineConfig(
-            env=d["env"], preset=d["preset"], collect=CollectConfig(**d["collect"]), vae=VAEConfig(**d["vae"]),
+            env=d["env"], env_backend=d.get("env_backend", "gymnasium"), preset=d["preset"], collect=CollectConfig(**d["collect"]), vae=VAEConfig(**d["vae"]),
             rnn=RNNConfig(**d["rnn"]), controller=ControllerConfig(**d["controller"]),
             evaluate=EvalConfig(**d["evaluate"]),
             real=RealConfig(**d["real"]) if "real" in d else base.real,

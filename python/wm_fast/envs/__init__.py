@@ -14,36 +14,52 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import numpy as np
 
 from ..config import ConfigError
 
+if TYPE_CHECKING:
+    from .vec import VecEnv
+
+
+BACKENDS = ("gymnasium", "envpool")
+"""Implementations an environment may have: gymnasium's (the reference) or EnvPool's C++ one."""
+
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """Static facts about a registered environment."""
+    """Static facts about a registered environment: the pipeline reads them, never hard-codes them."""
 
     name: str
     """Registry name, e.g. "carracing"."""
-    factory: str
-    """"module:function" of the factory, imported by `make`."""
+    factories: dict[str, str]
+    """Backend ("gymnasium", "envpool") -> "module:function" of its factory, imported by `make`."""
     action_dim: int
     """Size of the action vector the env's `step` takes."""
     action_mapping: str
     """How C's outputs become actions: "carracing", "threshold" or "argmax" (see controller.py)."""
+    observation: str = "frames"
+    """"frames" (64x64x3 uint8, encoded by V) or "state" (a float vector used as z directly: no V)."""
+    controller_input: str = "zh"
+    """What C reads: "zh" ([z, h]) or "zch" ([z, c, h])."""
     reward_source: str = "model"
     """Dream reward: "model" (M's reward head) or "alive" (+1 per step survived)."""
-    own_pipeline: str | None = None
-    """For envs without pixel frames (no V): the command of their own pipeline, which replaces
-    the V/M/C pixel pipeline (`Run`, `wm-fast run/collect/train-vae/...`)."""
+    default_max_steps: int = 1000
+    """The environment's own episode limit."""
+
+    @property
+    def factory(self) -> str:
+        """The gymnasium factory (the reference implementation)."""
+        return self.factories["gymnasium"]
 
 
 _REGISTRY: dict[str, EnvSpec] = {
-    "carracing": EnvSpec("carracing", "wm_fast.envs.carracing:make_env", 3, "carracing"),
-    "cartpole": EnvSpec("cartpole", "wm_fast.envs.cartpole:make_env", 2, "argmax", "alive",
-                        own_pipeline="wm-fast cartpole --run-dir D"),
+    "carracing": EnvSpec("carracing", {"gymnasium": "wm_fast.envs.carracing:make_env",
+                                       "envpool": "wm_fast.envs.carracing:make_envpool_env"}, 3, "carracing"),
+    "cartpole": EnvSpec("cartpole", {"gymnasium": "wm_fast.envs.cartpole:make_env"}, 2, "argmax",
+                        observation="state", reward_source="alive", default_max_steps=500),
 }
 
 
@@ -95,36 +111,69 @@ def check(name: str) -> None:
         raise ConfigError(f"unknown environment {name!r}; known environments: {', '.join(names())}")
 
 
+def check_backend(name: str, backend: str) -> None:
+    """Raise ConfigError unless environment `name` has an implementation on `backend`."""
+    check(name)
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown env backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if name in _REGISTRY and backend not in _REGISTRY[name].factories:
+        raise ConfigError(f"environment {name!r} has no {backend} implementation; it has: "
+                          f"{', '.join(_REGISTRY[name].factories)}")
+    if name not in _REGISTRY and backend != "gymnasium":
+        raise ConfigError(f"a 'module:function' environment ({name!r}) runs on the gymnasium backend only")
+
+
 def check_pixel_pipeline(name: str) -> None:
     """Raise ConfigError if `name` is a registered env that the pixel pipeline does not serve."""
     check(name)
-    own = _REGISTRY[name].own_pipeline if name in _REGISTRY else None
-    if own is not None:
-        raise ConfigError(f"environment {name!r} has no pixel frames for V, so the V/M/C pipeline (run, collect, "
-                          f"train-vae, encode, train-rnn, train-controller, iterate) does not apply to it; "
-                          f"use `{own}`")
+    if name in _REGISTRY and _REGISTRY[name].observation == "state":
+        raise ConfigError(f"environment {name!r} has no pixel frames for V, so the V/M/C pixel pipeline (run, "
+                          f"collect, train-vae, encode, train-rnn, train-controller, iterate) does not apply to "
+                          f"it yet; use `wm-fast {name} --run-dir D`")
 
 
-def factory(name: str) -> Callable[..., Env]:
-    """The factory function of environment `name` (imports its module).
+def factory(name: str, backend: str = "gymnasium") -> Callable[..., Env]:
+    """The factory function of environment `name` on `backend` (imports its module).
 
     Raises:
-        ConfigError: unknown name, or a "module:function" path that cannot be imported.
+        ConfigError: unknown name or backend, or a "module:function" path that cannot be imported.
     """
-    check(name)
-    module, _, attr = (_REGISTRY[name].factory if name in _REGISTRY else name).partition(":")
+    check_backend(name, backend)
     if name in _REGISTRY:  # a registered env whose dependencies are missing keeps its real error
+        module, _, attr = _REGISTRY[name].factories[backend].partition(":")
         return getattr(importlib.import_module(module), attr)
+    module, _, attr = name.partition(":")
     try:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as e:
         raise ConfigError(f"environment {name!r} cannot be imported ({type(e).__name__}: {e})") from e
 
 
-def make(name: str, **kwargs: Any) -> Env:
-    """Make environment `name` (e.g. "carracing") with `kwargs` for its factory.
+def make(name: str, backend: str = "gymnasium", **kwargs: Any) -> Env:
+    """Make environment `name` (e.g. "carracing") on `backend` with `kwargs` for its factory.
 
     Raises:
-        ConfigError: unknown name.
+        ConfigError: unknown name or backend.
     """
-    return factory(name)(**kwargs)
+    return factory(name, backend)(**kwargs)
+
+
+def make_vec(name: str, num_envs: int, max_steps: int, backend: str = "gymnasium") -> "VecEnv":
+    """`num_envs` environments `name` on `backend` as one VecEnv (see envs/vec.py)."""
+    from .vec import VecEnv
+
+    make_one = factory(name, backend)
+    return VecEnv(lambda: make_one(max_steps=max_steps), num_envs, backend)
+
+
+def facts(name: str) -> EnvSpec:
+    """The registry facts of `name`; a "module:function" env gets frames, [z, h], M's reward and
+    its own `action_dim` / `action_mapping` attributes (one env is made to read them)."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    env = make(name, max_steps=1)
+    try:
+        return EnvSpec(name, {"gymnasium": name}, int(env.action_dim),
+                       str(getattr(env, "action_mapping", "carracing")))
+    finally:
+        env.close()

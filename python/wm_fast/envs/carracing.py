@@ -145,3 +145,72 @@ class CarRacing:
 def make_env(max_steps: int = 1000, render_mode: str | None = None) -> CarRacing:
     """A CarRacing-v3 env truncated at `max_steps`; `render_mode="rgb_array"` for videos."""
     return CarRacing(max_steps=max_steps, render_mode=render_mode)
+
+
+class EnvPoolCarRacing(CarRacing):
+    """CarRacing-v3 from EnvPool's C++ implementation, with the same interface and preprocessing.
+
+    Each `reset(seed)` makes a fresh one-env pool seeded `seed` (about 2 ms), so an episode
+    depends on its seed only. EnvPool generates tracks from its own RNG and draws frames with
+    OpenCV: the same seed gives another track than gymnasium's, and frames differ in detail
+    (a V trained on one backend reconstructs the other's frames worse). Needs the `envpool`
+    extra: `pip install 'wm-fast[envpool]'`.
+    """
+
+    def __init__(self, max_steps: int = 1000, render_mode: str | None = None) -> None:
+        if max_steps <= 0:
+            raise ValueError(f"max_steps must be positive, got {max_steps}")
+        self.envpool = require_envpool()
+        self.max_steps = int(max_steps)
+        self.action_low = ACTION_LOW.copy()
+        self.action_high = ACTION_HIGH.copy()
+        self._pool = None
+        self._raw = None
+        self.steps = 0
+
+    def reset(self, seed: int) -> np.ndarray:
+        if self._pool is not None:
+            self._pool.close()
+        self._pool = self.envpool.make_gymnasium("CarRacing-v3", num_envs=1, batch_size=1, num_threads=1,
+                                                 seed=int(seed), max_episode_steps=self.max_steps)
+        obs, _ = self._pool.reset()
+        self._raw = obs[0]
+        self.steps = 0
+        return preprocess(obs[0])
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
+        a = np.asarray(action, dtype=np.float32)
+        if a.shape != (self.action_dim,) or not np.isfinite(a).all():
+            raise ValueError(f"action must be a finite ({self.action_dim},) array, got {a}")
+        if self._pool is None:
+            raise RuntimeError("call reset() first")
+        obs, reward, terminated, truncated, _ = self._pool.step(np.clip(a, self.action_low, self.action_high)[None])
+        self._raw = obs[0]
+        self.steps += 1
+        return preprocess(obs[0]), float(reward[0]), bool(terminated[0]), bool(truncated[0] or self.steps >= self.max_steps)
+
+    def render(self) -> np.ndarray:
+        """The last raw observation (96, 96, 3): EnvPool has no high-resolution renderer."""
+        return self.raw_obs
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+def require_envpool():
+    """The `envpool` module, or a ConfigError naming the extra that installs it."""
+    try:
+        import envpool
+    except ImportError as e:
+        from ..config import ConfigError
+
+        raise ConfigError("the envpool backend needs EnvPool, an optional extra (~600 MB): "
+                          "pip install 'wm-fast[envpool]'") from e
+    return envpool
+
+
+def make_envpool_env(max_steps: int = 1000, render_mode: str | None = None) -> EnvPoolCarRacing:
+    """A CarRacing-v3 env on EnvPool's C++ implementation, truncated at `max_steps`."""
+    return EnvPoolCarRacing(max_steps=max_steps, render_mode=render_mode)

@@ -1,0 +1,129 @@
+"""V, M and C acting on a batch of env slots: the one agent of every real-environment loop.
+
+Per step, for every slot i: z_i = V(obs_i).mu (or the normalized state, for a state env),
+a_i = C_i([z_i, h_i]) (each slot has its own controller parameters), optional exploration
+noise, then M advances slot i's state with (z_i, a_i), the action actually taken.
+
+Batch invariance. Torch's CPU kernels may round differently for different batch sizes, and
+CarRacing amplifies any difference. So the agent always computes in blocks of exactly
+`BLOCK` rows (padding the last block): a slot's numbers are then the same whether it shares
+the batch with 0 or 15 other envs, and an episode depends on its seed and parameters only.
+(tests/test_rollout.py checks this against a one-env run.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..controller import controller_features, input_size, map_action, n_params, output_size, unflatten
+from ..mdnrnn import MDNRNN
+
+BLOCK = 4
+"""Rows per forward pass of V, M and C (see the module docstring)."""
+NOISE_STREAM = 0x1D1E
+"""Mixed into an episode's seed for its exploration-noise generator."""
+
+Encoder = Callable[[np.ndarray], torch.Tensor]
+"""Observations (B, *obs_shape) -> z (B, Z) float32."""
+
+
+def vae_encoder(vae_path: Path | str) -> Encoder:
+    """z = V's posterior mean of uint8 frames (B, 64, 64, 3)."""
+    from ..train_vae import load_vae
+    from ..vae import frames_to_tensor
+
+    vae = load_vae(vae_path)
+    return lambda frames: vae.encode(frames_to_tensor(frames))[0]
+
+
+def state_encoder(env_name: str) -> Encoder:
+    """z = the env module's `normalize(state)` (a state env has no V)."""
+    import importlib
+
+    from .. import envs
+
+    module = importlib.import_module(envs.facts(env_name).factory.partition(":")[0])
+    return lambda states: torch.as_tensor(module.normalize(states), dtype=torch.float32)
+
+
+class BatchedAgent:
+    """V (an `Encoder`), M and one C per slot over `num_envs` slots (the rollout `Actor` of a trained C).
+
+    Args:
+        encoder: observations -> z.
+        model: M.
+        action_mapping, controller_input: the env's facts (see envs.EnvSpec).
+        num_envs: N slots.
+        action_low, action_high: (A,) the env's action box (noisy actions are clipped to it).
+    """
+
+    def __init__(self, encoder: Encoder, model: MDNRNN, action_mapping: str, controller_input: str,
+                 num_envs: int, action_low: np.ndarray, action_high: np.ndarray):
+        self.encoder, self.model = encoder, model.eval()
+        self.mapping, self.controller_input = action_mapping, controller_input
+        self.in_size = input_size(model.z_dim, model.hidden, controller_input)  # type: ignore[arg-type]
+        self.out_size = output_size(action_mapping, model.action_dim)  # type: ignore[arg-type]
+        self.n_params = n_params(self.in_size, self.out_size)
+        self.num_envs = num_envs
+        self.rows = -(-num_envs // BLOCK) * BLOCK
+        self.params = torch.zeros(self.rows, self.n_params)
+        self.h = torch.zeros(self.rows, model.hidden)
+        self.c = torch.zeros(self.rows, model.hidden)
+        self.low = np.asarray(action_low, dtype=np.float32)
+        self.high = np.asarray(action_high, dtype=np.float32)
+        self.noise = np.zeros(self.rows)
+        self.rngs: list[np.random.Generator | None] = [None] * self.rows
+
+    def begin(self, slot: int, seed: int, params: np.ndarray | None, noise: float = 0.0) -> None:
+        """Start an episode in `slot`: zero M's state, load C's flat params (n,), seed its noise."""
+        if params is None:
+            raise ValueError("an agent episode needs controller params")
+        p = torch.as_tensor(np.asarray(params, dtype=np.float32))
+        if p.shape != (self.n_params,):
+            raise ValueError(f"controller params must have shape ({self.n_params},), got {tuple(p.shape)}")
+        if not torch.isfinite(p).all():
+            raise ValueError("controller params hold NaN or infinite values")
+        self.params[slot] = p
+        self.h[slot] = 0.0
+        self.c[slot] = 0.0
+        self.noise[slot] = float(noise)
+        self.rngs[slot] = np.random.default_rng([int(seed), NOISE_STREAM]) if noise > 0 else None
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """Actions (N, A) float32 for observations (N, *obs_shape); advances M for every slot.
+
+        Rows of inactive slots are computed too (their results are never used).
+        """
+        n, rows = self.num_envs, self.rows
+        if rows > n:
+            obs = np.concatenate([obs, np.zeros((rows - n, *obs.shape[1:]), dtype=obs.dtype)])
+        w, b = unflatten(self.params, self.in_size, self.out_size)
+        actions = torch.empty(rows, self.model.action_dim)
+        for s in range(0, rows, BLOCK):
+            blk = slice(s, s + BLOCK)
+            z = self.encoder(obs[blk])
+            x = controller_features(z, self.h[blk], self.c[blk], self.controller_input)  # type: ignore[arg-type]
+            raw = torch.bmm(x[:, None, :], w[blk].transpose(1, 2))[:, 0] + b[blk]
+            actions[blk] = self._explore(raw, s, active)
+            _, (self.h[blk], self.c[blk]) = self.model.step(z, actions[blk], (self.h[blk], self.c[blk]))
+        return actions[:n].numpy().astype(np.float32)
+
+    def _explore(self, raw: torch.Tensor, start: int, active: np.ndarray) -> torch.Tensor:
+        """The block's actions with each slot's Gaussian noise: on the action, then clipped to the
+        box (continuous mapping), or on C's raw outputs before the mapping (discrete mappings)."""
+        noisy = [i for i in range(start, start + len(raw))
+                 if i < self.num_envs and active[i] and self.rngs[i] is not None]
+        if not noisy:
+            return map_action(raw, self.mapping, self.model.action_dim)  # type: ignore[arg-type]
+        eps = torch.zeros(len(raw), raw.shape[-1] if self.mapping != "carracing" else self.model.action_dim)
+        for i in noisy:
+            eps[i - start] = torch.as_tensor(self.noise[i] * self.rngs[i].standard_normal(eps.shape[-1]))  # type: ignore[union-attr]
+        if self.mapping != "carracing":
+            return map_action(raw + eps, self.mapping, self.model.action_dim)  # type: ignore[arg-type]
+        a = map_action(raw, self.mapping, self.model.action_dim) + eps  # type: ignore[arg-type]
+        return torch.as_tensor(np.clip(a.numpy(), self.low, self.high))

@@ -1,0 +1,125 @@
+"""The vectorized real-environment path: VecEnv slots, the batched agent and run_episodes."""
+
+import numpy as np
+import pytest
+import torch
+
+from wm_fast import envs
+from wm_fast.rollout import EpisodeRequest, RandomActor, run_episodes
+from wm_fast.rollout.agent import BatchedAgent, vae_encoder
+
+try:
+    import envpool  # noqa: F401
+
+    HAVE_ENVPOOL = True
+except ImportError:
+    HAVE_ENVPOOL = False
+needs_envpool = pytest.mark.skipif(not HAVE_ENVPOOL, reason="envpool is not installed (pip install 'wm-fast[envpool]')")
+
+SEEDS = [3, 11, 5, 8, 2]
+
+
+def random_episodes(num_envs: int, backend: str = "gymnasium", steps: int = 25, seeds=SEEDS):
+    with envs.make_vec("carracing", num_envs, steps, backend) as vec:
+        actor = RandomActor("brownian", num_envs, vec.action_low, vec.action_high)
+        return run_episodes(vec, [EpisodeRequest(s, keep=True) for s in seeds], actor)
+
+
+def agent_episodes(fake_models, num_envs: int, params: np.ndarray, env: str = "carracing", steps: int = 25,
+                   noise: float = 0.0):
+    from wm_fast.train_rnn import load_mdnrnn
+
+    vae_path, rnn_path = fake_models
+    with envs.make_vec(env, num_envs, steps) as vec:
+        agent = BatchedAgent(vae_encoder(vae_path), load_mdnrnn(rnn_path), "carracing", "zh", num_envs,
+                             vec.action_low, vec.action_high)
+        reqs = [EpisodeRequest(s, params=params[i], noise=noise, keep=True) for i, s in enumerate(SEEDS)]
+        return run_episodes(vec, reqs, agent)
+
+
+def same(a, b):
+    assert [r["return"] for r in a] == [r["return"] for r in b]
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x["observations"], y["observations"])
+        np.testing.assert_array_equal(x["actions"], y["actions"])
+
+
+def test_random_episodes_do_not_depend_on_the_number_of_envs():
+    one = random_episodes(1)
+    same(one, random_episodes(3))
+    assert all(r["steps"] == 25 and r["truncated"] and not r["terminated"] for r in one)
+    assert one[0]["observations"].shape == (26, 64, 64, 3) and one[0]["actions"].shape == (25, 3)
+
+
+def test_agent_episodes_do_not_depend_on_the_number_of_envs(fake_models):
+    p = np.random.default_rng(0).normal(0, 0.3, (len(SEEDS), 147)).astype(np.float32)
+    one = agent_episodes(fake_models, 1, p)
+    same(one, agent_episodes(fake_models, 3, p))
+    same(one, agent_episodes(fake_models, 5, p))
+    noisy = agent_episodes(fake_models, 2, p, noise=0.3)
+    same(noisy, agent_episodes(fake_models, 5, p, noise=0.3))
+    assert not np.array_equal(noisy[0]["actions"], one[0]["actions"])
+
+
+def test_the_one_episode_loop_matches_a_plain_gymnasium_loop():
+    """run_episodes on a VecEnv gives what stepping one env by hand gives."""
+    from wm_fast.rollout.policies import make_policy, policy_rng
+
+    got = random_episodes(2, seeds=[7])[0]
+    env = envs.make("carracing", max_steps=25)
+    policy = make_policy("brownian", env.action_low, env.action_high)
+    policy.reset(policy_rng(7))
+    env.reset(7)
+    total = 0.0
+    for _ in range(25):
+        _, r, term, trunc = env.step(policy.act())
+        total += r
+    env.close()
+    assert got["return"] == total
+
+
+def test_a_vecenv_never_steps_an_ended_slot():
+    with envs.make_vec("carracing", 2, 3) as vec:
+        vec.reset(0, 1)
+        with pytest.raises(RuntimeError, match="no running episode"):
+            vec.step(np.zeros((2, 3), np.float32), np.array([True, True]))
+        for _ in range(3):
+            vec.step(np.zeros((2, 3), np.float32), np.array([True, False]))
+        assert not vec.running[0]
+        with pytest.raises(RuntimeError, match="reset them first"):
+            vec.step(np.zeros((2, 3), np.float32), np.array([True, False]))
+
+
+def test_unknown_backend_and_missing_implementation_are_config_errors():
+    from wm_fast.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown env backend 'gym'"):
+        envs.make_vec("carracing", 1, 10, "gym")
+    with pytest.raises(ConfigError, match="no envpool implementation"):
+        envs.make_vec("cartpole", 1, 10, "envpool")
+
+
+@needs_envpool
+def test_envpool_episodes_depend_on_their_seed_only_and_differ_from_gymnasium():
+    a = random_episodes(1, "envpool")
+    same(a, random_episodes(3, "envpool"))
+    g = random_episodes(1, "gymnasium")
+    assert not np.array_equal(a[0]["observations"][0], g[0]["observations"][0])
+    assert a[0]["observations"].shape == g[0]["observations"].shape
+
+
+def test_missing_envpool_names_the_extra(monkeypatch):
+    import builtins
+
+    from wm_fast.config import ConfigError
+
+    real_import = builtins.__import__
+
+    def no_envpool(name, *a, **k):
+        if name == "envpool":
+            raise ImportError("No module named 'envpool'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_envpool)
+    with pytest.raises(ConfigError, match=r"pip install 'wm-fast\[envpool\]'"):
+        envs.make("carracing", backend="envpool", max_steps=10)
