@@ -42,16 +42,22 @@ def test_cma_improves_and_writes_outputs(tmp_path):
     assert params.shape == (5,)
 
 
-def test_resume_gives_the_identical_result(tmp_path):
-    train_controller(Quadratic(), 5, tmp_path / "straight", CFG, progress=False)
+@pytest.mark.parametrize("n", [5, 300])  # cma steps sigma with CSA below n = 300, with TPA from 300 on
+def test_resume_gives_the_identical_result(tmp_path, n):
+    train_controller(Quadratic(), n, tmp_path / "straight", CFG, progress=False)
     half = dataclasses.replace(CFG, generations=5)
-    train_controller(Quadratic(), 5, tmp_path / "resumed", half, progress=False)
+    train_controller(Quadratic(), n, tmp_path / "resumed", half, progress=False)
+    np.random.seed(1)  # as in a new process
     evaluator = Quadratic()
-    train_controller(evaluator, 5, tmp_path / "resumed", CFG, progress=False)
+    train_controller(evaluator, n, tmp_path / "resumed", CFG, progress=False)
     assert evaluator.calls == 7 + 2  # 7 generations left + evaluations at 8 and 12
     a = torch.load(tmp_path / "straight" / "controller.pt", weights_only=True)
     b = torch.load(tmp_path / "resumed" / "controller.pt", weights_only=True)
     torch.testing.assert_close(a["mean_params"], b["mean_params"], rtol=0, atol=0)
+    sa = torch.load(tmp_path / "straight" / "es_state.pt", weights_only=True)
+    sb = torch.load(tmp_path / "resumed" / "es_state.pt", weights_only=True)
+    assert sa["sigma"] == sb["sigma"]
+    assert [h["best"] for h in sa["history"]] == [h["best"] for h in sb["history"]]
 
 
 def test_rerun_of_a_finished_run_does_no_work(tmp_path):

@@ -1,8 +1,9 @@
 """CMA-ES driver for C (package `cma`, ask/tell), with evaluators, checkpoints and logs.
 
 Every generation the full state is saved atomically in one file, `es_state.pt`
-(loads with `weights_only=True`): the pickled CMA-ES object (`es.pickle_dumps()`) as a
-uint8 tensor, numpy's global RNG state (which `cma` samples from), the generation counter,
+(loads with `weights_only=True`): the pickled CMA-ES object as a uint8 tensor (see
+`_pickle_es`: its references to numpy's global RNG stay references), numpy's global RNG
+state (which `cma` samples from), the generation counter,
 the current mean and the best solutions (best candidate seen, best evaluated mean), the
 periodic evaluations and the log. A kill at any moment loses at most the generation in
 flight; rerunning continues with the same mean, step size and random stream, and (evaluators
@@ -18,6 +19,7 @@ generation's log entry.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 import pickle
@@ -96,6 +98,70 @@ def _set_np_rng_state(s: dict[str, Any]) -> None:
                          s["has_gauss"], s["cached"]))
 
 
+def _global_np_rng() -> np.random.RandomState:
+    """numpy's global RandomState: the one behind np.random.randn and np.random.randint."""
+    return np.random.randn.__self__  # type: ignore[attr-defined]
+
+
+_GLOBAL_NP_RNG_ID = "numpy.random global RandomState"
+
+
+class _ESPickler(pickle.Pickler):
+    """Pickles numpy's global RandomState as a reference, not as a copy of it."""
+
+    def persistent_id(self, obj: Any) -> str | None:
+        return _GLOBAL_NP_RNG_ID if obj is _global_np_rng() else None
+
+
+class _ESUnpickler(pickle.Unpickler):
+    """Binds the reference back to numpy's global RandomState (see `_pickle_es`)."""
+
+    def persistent_load(self, pid: Any) -> Any:
+        if pid == _GLOBAL_NP_RNG_ID:
+            return _global_np_rng()
+        raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("numpy.random._pickle", "__randomstate_ctor"):
+            # a state written before the fix holds a copy of the global RandomState, taken at the
+            # moment np_rng was saved: set the global one to it rather than sampling from a copy
+            return lambda *args, **kwargs: _global_np_rng()
+        return super().find_class(module, name)
+
+
+def _pickle_es(es: Any) -> bytes:
+    """The CMA-ES object as bytes, its references to numpy's global RNG kept as references.
+
+    cma draws from numpy's global RandomState through two paths: the sampler's `randn` (the
+    bound method np.random.randn, also in opts['randn']) in `ask`, and module-level
+    `np.random.randint` (TPA step-size control, used at n >= 300, draws two integers in every
+    `tell` after the third). A plain pickle (`es.pickle_dumps()`) turns the bound method into a
+    private copy of the RandomState, so a resumed run sampled from that copy while `tell` drew
+    from the restored global one: the two streams, one in an uninterrupted run, split, and the
+    run diverged from the second generation after a resume.
+    """
+    def dump() -> bytes:
+        buf = io.BytesIO()
+        _ESPickler(buf, protocol=pickle.DEFAULT_PROTOCOL).dump(es)
+        return buf.getvalue()
+
+    try:
+        return dump()
+    except Exception:  # as es.pickle_dumps(): drop an unpicklable objective function (set by es.optimize)
+        if not hasattr(es, "objective_function"):
+            raise
+        es.objective_function, fun = None, es.objective_function
+        try:
+            return dump()
+        finally:
+            es.objective_function = fun
+
+
+def _unpickle_es(data: bytes) -> Any:
+    """The CMA-ES object of `_pickle_es` (or of a plain pickle), sampling from numpy's global RNG."""
+    return _ESUnpickler(io.BytesIO(data)).load()
+
+
 def _new_es(n: int, cfg: ControllerConfig, x0: np.ndarray | None):
     import cma
 
@@ -157,7 +223,7 @@ def train_controller(
     state_path = out_dir / STATE_FILE
     if state_path.exists():
         state = load_checkpoint(state_path, required=("es_pickle", "generation", "history", "np_rng"))
-        es = pickle.loads(state["es_pickle"].numpy().tobytes())
+        es = _unpickle_es(state["es_pickle"].numpy().tobytes())
         if es.N != n_params:
             raise CheckpointError(f"{state_path} holds a CMA-ES over {es.N} parameters, expected {n_params}")
         _set_np_rng_state(state["np_rng"])
@@ -180,7 +246,7 @@ def train_controller(
 
     def save() -> None:
         save_checkpoint(state_path, {
-            "es_pickle": torch.frombuffer(bytearray(es.pickle_dumps()), dtype=torch.uint8),
+            "es_pickle": torch.frombuffer(bytearray(_pickle_es(es)), dtype=torch.uint8),
             "np_rng": _np_rng_state(), "generation": generation, "history": history,
             "evals": evals, "best_eval": best_eval, "best_eval_params": best_eval_params,
             "mean_params": torch.as_tensor(np.asarray(es.mean), dtype=torch.float32),
