@@ -100,7 +100,7 @@ def main() -> None:
     out = {"command": "python " + " ".join(sys.argv), "commit": common.git_commit(),
            "machine": common.machine_description(), "threads": 1, "max_steps": args.max_steps,
            "repeats": args.repeats, "rows": rows, "ratios": ratios}
-    lines = [f"# Real-environment throughput per core (CarRacing-v3, one process, one thread)", "",
+    lines = ["# Real-environment throughput per core (CarRacing-v3, one process, one thread)", "",
              f"`{out['command']}` at commit {out['commit']}; {out['machine']}. Best of {args.repeats}; episodes of "
              f"{args.max_steps} steps. Agent = preprocessing + V encode + M step + C on paper sizes, batched over "
              "the N env slots in blocks of 4.", "",

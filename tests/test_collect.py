@@ -235,7 +235,7 @@ def test_collect_is_deterministic_across_workers_and_env_slots(shards_w1, tmp_pa
     assert (first["workers"], first["envs_per_worker"]) == (1, 1)
     stats = collect(tmp_path, _cfg(workers=workers, envs_per_worker=envs_per_worker), progress=True)
     assert stats["collected_now"] == 3
-    assert (stats["workers"], stats["envs_per_worker"]) == (workers, envs_per_worker)
+    assert (stats["workers"], stats["envs_per_worker"]) == (workers, 3 // workers)
     for i, path in list_episodes(tmp_path).items():
         a, b = load_episode(path), load_episode(out1 / path.name)
         for key in a:

@@ -78,7 +78,7 @@ def test_rollout_seeds_are_distinct_and_depend_only_on_their_keys():
 
 
 def test_real_evaluator_returns_what_one_process_computes(fake_models):
-    from wm_fast.rollout.pool import WorkerCore, WorkerSpec
+    from wm_fast.rollout.pool import WorkerCore
 
     x = params(3)
     with RealEvaluator(spec(fake_models, num_envs=3), workers=2) as ev:

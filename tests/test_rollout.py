@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from wm_fast import envs
 from wm_fast.rollout import EpisodeRequest, RandomActor, run_episodes

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import logging
 import pickle
 import time
@@ -34,7 +33,7 @@ from tqdm.auto import tqdm
 from .config import ControllerConfig
 from .dream import DreamOptions, dream, resolve_backend
 from .mdnrnn import MDNRNN
-from .storage import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
+from .storage import CheckpointError, atomic_write_bytes, dumps_json, load_checkpoint, save_checkpoint
 
 STATE_FILE = "es_state.pt"
 CONTROLLER_FILE = "controller.pt"
@@ -242,7 +241,7 @@ def train_controller(
 
     def write_log() -> None:
         atomic_write_bytes(out_dir / "log.jsonl",
-                           "".join(json.dumps(h) + "\n" for h in history).encode())
+                           "".join(dumps_json(h) + "\n" for h in history).encode())
 
     def save() -> None:
         save_checkpoint(state_path, {

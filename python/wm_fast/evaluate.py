@@ -42,14 +42,15 @@ def evaluate(
     """
     from .es import load_controller
     from .rollout.episodes import EpisodeRequest
-    from .rollout.pool import WorkerPool, agent_spec, run_requests
+    from .rollout.pool import WorkerPool, agent_spec, run_requests, share
     from .storage import WmFastError
 
     params = load_controller(controller_path).numpy()
     seeds = [cfg.seed_start + i for i in range(cfg.episodes)]
     requests = [EpisodeRequest(s, params, record=bool(cfg.video and i == 0 and video_path is not None))
                 for i, s in enumerate(seeds)]
-    spec = agent_spec(env_name, env_backend, cfg.max_steps, cfg.envs_per_worker, vae_path, rnn_path)
+    workers, slots = share(len(requests), cfg.workers, cfg.envs_per_worker)
+    spec = agent_spec(env_name, env_backend, cfg.max_steps, slots, vae_path, rnn_path)
     start = time.perf_counter()
     bar = tqdm(total=len(requests), disable=not progress, desc="evaluate", unit="ep")
 
@@ -57,7 +58,6 @@ def evaluate(
         bar.update(1)
         bar.set_postfix(last=f"{out['return']:.1f}")
 
-    workers = max(1, min(cfg.workers, -(-len(requests) // cfg.envs_per_worker)))
     with WorkerPool(spec, workers, timeout_s=timeout_s) as pool:
         results, report = run_requests(pool, requests, on_episode=on_episode,
                                        label=lambda i: f"evaluation episode {i} (env seed {seeds[i]})")

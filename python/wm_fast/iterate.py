@@ -114,7 +114,7 @@ def _collect(run: "Run", r: int, cur: dict[str, Path]) -> dict[str, Any]:
     from .es import load_controller
     from .rollout.collect import folder_lock, remove_temp_files
     from .rollout.episodes import EpisodeRequest
-    from .rollout.pool import WorkerPool, run_requests
+    from .rollout.pool import WorkerPool, run_requests, share
     from .shards import episode_name
 
     it, folder = run.cfg.iterate, run.episodes_dir
@@ -124,11 +124,11 @@ def _collect(run: "Run", r: int, cur: dict[str, Path]) -> dict[str, Any]:
         remove_temp_files(folder)
         todo = [i for i in indices if not (folder / episode_name(i)).exists()]
         requests = [EpisodeRequest(SEED_OFFSET + i, params, noise=it.noise, keep=True) for i in todo]
-        spec = run.real_worker_spec(run.cfg.collect.max_steps, cur["vae"], cur["rnn"])
+        workers, slots = share(max(len(requests), 1), run.cfg.real.workers, run.cfg.real.envs_per_worker)
+        spec = run.real_worker_spec(run.cfg.collect.max_steps, cur["vae"], cur["rnn"], slots)
         results: list = []
         report: dict[str, Any] = {"summary": {}, "events": []}
         if requests:
-            workers = max(1, min(run.cfg.real.workers, -(-len(requests) // spec.num_envs)))
             with WorkerPool(spec, workers, "local", timeout_s=run.cfg.real.rollout_timeout_s,
                             max_attempts=run.cfg.real.max_attempts) as pool:
                 results, report = run_requests(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from torch import nn
 
 from ..config import ConfigError
 from ..envs.cartpole import ACTION_DIM, STATE_DIM, make_env
-from ..storage import atomic_write_bytes, atomic_write_json, load_checkpoint, read_json, save_checkpoint
+from ..storage import atomic_write_bytes, atomic_write_json, dumps_json, load_checkpoint, read_json, save_checkpoint
 from ..threads import torch_threads
 
 CHECKPOINT = "dqn.pt"
@@ -253,7 +252,7 @@ def _train_dqn(run_dir: Path, cfg: DQNConfig, progress: bool, log) -> dict[str, 
                 log(f"[dqn] step {step}: eps {eps:.2f}, validation {val.mean():.1f} (min {val.min():.0f}), "
                     f"best {best['mean']:.1f} @ {best['step']}")
     env.close()
-    atomic_write_bytes(run_dir / "log.jsonl", "".join(json.dumps(h) + "\n" for h in history).encode())
+    atomic_write_bytes(run_dir / "log.jsonl", "".join(dumps_json(h) + "\n" for h in history).encode())
     train_s = time.perf_counter() - t_start
     final = evaluate_dqn(run_dir, cfg.final_episodes, cfg.final_seed_start, out_name=None)
     summary = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -13,9 +12,9 @@ import torch.nn.functional as F
 
 from ..config import ConfigError
 from ..controller import LinearController, input_size, output_size
-from ..envs.cartpole import ACTION_DIM, MAX_STEPS, make_env, normalize
+from ..envs.cartpole import ACTION_DIM, MAX_STEPS, normalize
 from ..mdnrnn import MDNRNN
-from ..storage import atomic_write_json
+from ..storage import atomic_write_json, dumps_json
 from .config import ACTION_MAPPING, CONTROLLER_FILE, CONTROLLER_INPUT, LOGVAR, RNN_FILE, TRAIN_SEED_LIMIT
 
 
@@ -56,42 +55,34 @@ class Agent:
 
 
 def play(seeds: np.ndarray, agent: Agent | None = None, eps: np.ndarray | None = None,
-         rng: np.random.Generator | None = None, max_steps: int = MAX_STEPS) -> list[dict[str, Any]]:
-    """Run one real episode per seed, all in lock step.
+         max_steps: int = MAX_STEPS, envs: int = 16) -> list[dict[str, Any]]:
+    """Run one real episode per seed through the library's one episode loop (`rollout.run_episodes`).
 
-    agent None plays uniformly random actions; with an agent, episode i takes a random action
-    with probability eps[i] (exploration), else C's. Returns per episode: states (T+1, 4) raw,
-    actions (T,) int, terminated (bool), seed, and ret = T (+1 per step).
+    agent None plays uniformly random actions; with an agent (one controller, or one per
+    episode), episode i takes a uniformly random action with probability eps[i]
+    (exploration), else C's. Episodes run `envs` at a time and depend on their seed only.
+    Returns per episode: states (T+1, 4) raw, actions (T,) int, terminated (bool), seed,
+    and ret = T (+1 per step).
     """
+    from ..envs import make_vec
+    from ..rollout import EpisodeRequest, RandomActor, run_episodes
+    from ..rollout.agent import BatchedAgent, state_encoder
+
     n = len(seeds)
-    rng = rng if rng is not None else np.random.default_rng(0)
     eps = np.zeros(n) if eps is None else np.asarray(eps, dtype=np.float64)
-    envs = [make_env(max_steps=max_steps) for _ in range(n)]
-    states = [[e.reset(int(s))] for e, s in zip(envs, seeds)]
-    actions: list[list[int]] = [[] for _ in range(n)]
-    terminated = np.zeros(n, dtype=bool)
-    alive = np.ones(n, dtype=bool)
-    if agent is not None:
-        agent.reset(n)
-    while alive.any():
-        z = normalize(np.stack([s[-1] for s in states]))
-        random_a = rng.integers(0, ACTION_DIM, size=n)
+    with make_vec("cartpole", max(1, min(envs, n)), max_steps) as vec:
         if agent is None:
-            a = random_a
+            actor: Any = RandomActor("iid", vec.num_envs, vec.action_low, vec.action_high)
+            params: list[np.ndarray | None] = [None] * n
         else:
-            explore = rng.random(n) < eps
-            a = agent.act(z, np.where(explore, random_a, -1))
-        for i in np.flatnonzero(alive):
-            s, _, term, trunc = envs[i].step(int(a[i]))
-            states[i].append(s)
-            actions[i].append(int(a[i]))
-            if term or trunc:
-                alive[i], terminated[i] = False, term
-    for e in envs:
-        e.close()
-    return [{"states": np.stack(states[i]), "actions": np.asarray(actions[i], dtype=np.int64),
-             "terminated": bool(terminated[i]), "seed": int(seeds[i]), "ret": float(len(actions[i]))}
-            for i in range(n)]
+            actor = BatchedAgent(state_encoder("cartpole"), agent.model, ACTION_MAPPING, CONTROLLER_INPUT,
+                                 vec.num_envs, vec.action_low, vec.action_high)
+            p = agent.controller.params.numpy()
+            params = [p[i] if agent.per_episode else p for i in range(n)]
+        requests = [EpisodeRequest(int(s), params[i], noise=float(eps[i]), keep=True) for i, s in enumerate(seeds)]
+        results = run_episodes(vec, requests, actor)
+    return [{"states": r["observations"], "actions": r["actions"].argmax(1).astype(np.int64),
+             "terminated": bool(r["terminated"]), "seed": int(r["seed"]), "ret": float(r["steps"])} for r in results]
 
 
 def save_episode(path: Path, ep: dict[str, Any]) -> None:
@@ -159,7 +150,7 @@ def evaluate_cli(run_dir: Path | str, episodes: Optional[int] = None, seed_start
         from ..baselines.dqn import evaluate_dqn
 
         result = evaluate_dqn(run_dir, episodes, seed_start)
-    print(json.dumps({"stage": "evaluate", "env": "cartpole", "run_dir": str(run_dir),
+    print(dumps_json({"stage": "evaluate", "env": "cartpole", "run_dir": str(run_dir),
                       "metrics": {k: v for k, v in result.items() if not isinstance(v, (list, dict))}}, indent=1))
     print(f"[wm-fast] cartpole: real mean return {result['mean']:.1f} ± {result['std']:.1f} over {episodes} "
           f"episodes (seeds {seed_start}..{seed_start + episodes - 1}); see {run_dir}/evaluate.json")

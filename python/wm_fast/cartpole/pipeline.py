@@ -125,7 +125,7 @@ def _run_cartpole(run_dir: Path, cfg: CartPoleConfig, progress: bool, log) -> di
             sigma = torch.as_tensor(rng.permutation(np.linspace(0.0, cfg.explore_params, n)), dtype=torch.float32)
             noise = torch.as_tensor(rng.standard_normal((n, p.numel())), dtype=torch.float32)
             agent = Agent(agent.model, p[None] + sigma[:, None] * p.pow(2).mean().sqrt() * noise)
-        eps_list = play(seeds, agent, eps, rng)
+        eps_list = play(seeds, agent, eps)
         for i, ep in enumerate(eps_list):
             save_episode(ep_dir / f"r{round_:02d}_{i:05d}.npz", ep)
         rets = np.array([e["ret"] for e in eps_list])

@@ -114,16 +114,19 @@ class BatchedAgent:
         return actions[:n].numpy().astype(np.float32)
 
     def _explore(self, raw: torch.Tensor, start: int, active: np.ndarray) -> torch.Tensor:
-        """The block's actions with each slot's Gaussian noise: on the action, then clipped to the
-        box (continuous mapping), or on C's raw outputs before the mapping (discrete mappings)."""
-        noisy = [i for i in range(start, start + len(raw))
-                 if i < self.num_envs and active[i] and self.rngs[i] is not None]
-        if not noisy:
-            return map_action(raw, self.mapping, self.model.action_dim)  # type: ignore[arg-type]
-        eps = torch.zeros(len(raw), raw.shape[-1] if self.mapping != "carracing" else self.model.action_dim)
-        for i in noisy:
-            eps[i - start] = torch.as_tensor(self.noise[i] * self.rngs[i].standard_normal(eps.shape[-1]))  # type: ignore[union-attr]
-        if self.mapping != "carracing":
-            return map_action(raw + eps, self.mapping, self.model.action_dim)  # type: ignore[arg-type]
-        a = map_action(raw, self.mapping, self.model.action_dim) + eps  # type: ignore[arg-type]
-        return torch.as_tensor(np.clip(a.numpy(), self.low, self.high))
+        """The block's actions with each slot's exploration: Gaussian noise of std `noise` on the
+        action, then clipped to the box (continuous mapping); or, with probability `noise`, a
+        uniformly random action instead of C's (discrete mappings: argmax, threshold)."""
+        actions = map_action(raw, self.mapping, self.model.action_dim)  # type: ignore[arg-type]
+        for i in range(start, min(start + len(raw), self.num_envs)):
+            rng = self.rngs[i]
+            if not active[i] or rng is None:
+                continue
+            row = actions[i - start]
+            if self.mapping == "carracing":
+                eps = self.noise[i] * rng.standard_normal(len(row))
+                row[:] = torch.as_tensor(np.clip(row.numpy() + eps.astype(np.float32), self.low, self.high))
+            elif rng.random() < self.noise[i]:
+                k = int(rng.integers(self.model.action_dim if self.mapping == "argmax" else 3))
+                row[:] = torch.eye(self.model.action_dim)[k] if self.mapping == "argmax" else float(k - 1)
+        return actions

@@ -20,15 +20,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
-
 from .. import envs
 from ..config import CollectConfig, ConfigError
 from ..shards import check_disk_space, episode_name, list_episodes, shard_problem
 from ..storage import WmFastError, atomic_write_json, read_json
 from .episodes import EpisodeRequest
 from .policies import POLICY_NAMES
-from .pool import RealEvalError, WorkerPool, WorkerSpec, run_requests
+from .pool import RealEvalError, WorkerPool, WorkerSpec, run_requests, share
 
 _TEMP_GLOB = ".episode_*.npz.*.tmp"  # what storage.atomic_write_bytes leaves behind if killed
 META_NAME = "collect.json"
@@ -57,31 +55,6 @@ def folder_lock(folder: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _check_meta(folder: Path, cfg: CollectConfig, env_name: str) -> None:
-    """Record the settings in `folder/collect.json`, or check them against the recorded ones."""
-    meta = {"env": env_name, "policy": cfg.policy, "max_steps": cfg.max_steps, "seed": cfg.seed}
-    path = folder / META_NAME
-    if not path.exists():
-        atomic_write_json(path, meta)
-        return
-    old = read_json(path)
-    diff = {k: (old.get(k), v) for k, v in meta.items() if old.get(k) != v}
-    if diff:
-        what = ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in diff.items())
-        raise ConfigError(
-            f"{folder} holds episodes collected with {what}; use another folder or the same settings"
-        )
-
-
-def remove_temp_files(folder: Path | str) -> int:
-    """Delete temporary shard files left by a killed writer; returns how many."""
-    n = 0
-    for p in Path(folder).glob(_TEMP_GLOB):
-        p.unlink(missing_ok=True)
-        n += 1
-    return n
 
 
 def _check_meta(folder: Path, cfg: CollectConfig, env_name: str, env_backend: str) -> None:
@@ -159,9 +132,8 @@ def collect(
         estimated = check_disk_space(out_dir, len(missing), cfg.max_steps + 1, action_dim=envs.facts(env_name).action_dim)
         requests = [EpisodeRequest(cfg.seed + i, keep=True) for i in missing]
         shards = [str(out_dir / episode_name(i)) for i in missing]
-        workers = max(1, min(cfg.workers, -(-len(missing) // cfg.envs_per_worker)))
-        spec = WorkerSpec(env_name, env_backend, cfg.max_steps, min(cfg.envs_per_worker, max(len(missing), 1)),
-                          policy=cfg.policy)
+        workers, slots = share(max(len(missing), 1), cfg.workers, cfg.envs_per_worker)
+        spec = WorkerSpec(env_name, env_backend, cfg.max_steps, slots, policy=cfg.policy)
         start = time.perf_counter()
         stats = {"done": 0, "frames": 0, "steps": 0, "return": 0.0}
         bar = tqdm(total=cfg.episodes, initial=skipped, unit="ep", desc="collect", disable=not progress)

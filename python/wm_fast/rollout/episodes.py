@@ -28,7 +28,8 @@ class EpisodeRequest:
     params: np.ndarray | None = None
     """C's flat parameters (n,) float32, for an agent; None for a random policy."""
     noise: float = 0.0
-    """Std of Gaussian exploration noise on C's actions (0: none)."""
+    """Exploration (0: none): the std of Gaussian noise on C's continuous actions, or, for a discrete
+    action mapping, the probability of a uniformly random action instead of C's."""
     record: bool = False
     """Keep `env.render()` frames for a video (result key "frames")."""
     keep: bool = False

@@ -43,8 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from ..storage import WmFastError
 from .episodes import EpisodeRequest, RandomActor, run_episodes
 
@@ -645,6 +643,13 @@ class WorkerPool:
         self.rss = {p: m for p, m in self.rss.items() if p in alive}
         return results, {"summary": summary, "events": events, "failed": failed, "rss_mb": dict(self.rss)}
 
+
+
+def share(episodes: int, workers: int, envs_per_worker: int) -> tuple[int, int]:
+    """(workers, env slots per worker) for `episodes` episodes: every worker gets some, at most
+    `envs_per_worker` slots each (an episode's result depends on neither)."""
+    workers = max(1, min(workers, episodes))
+    return workers, max(1, min(envs_per_worker, -(-episodes // workers)))
 
 
 def run_requests(pool: WorkerPool, requests: list[EpisodeRequest], shards: list[str] | None = None,
