@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError
-from ..envs.cartpole import ACTION_DIM, STATE_DIM, make_env
+from ..envs.cartpole import ACTION_DIM, MAX_STEPS, STATE_DIM, make_env
 from ..storage import atomic_write_bytes, atomic_write_json, dumps_json, load_checkpoint, read_json, save_checkpoint
 from ..threads import torch_threads
 
@@ -158,19 +158,30 @@ class ReplayBuffer:
         return tuple(torch.as_tensor(x[idx]) for x in (self.s, self.a, self.r, self.s2, self.term))
 
 
-def play_greedy(q: QNetwork, seeds: np.ndarray) -> np.ndarray:
-    """Returns of the greedy policy, one episode per seed."""
-    env = make_env()
-    returns = []
-    for seed in seeds:
-        s, done, ret = env.reset(int(seed)), False, 0.0
-        while not done:
-            s, r, term, trunc = env.step(q.act(s))
-            ret += r
-            done = term or trunc
-        returns.append(ret)
-    env.close()
-    return np.asarray(returns)
+class GreedyActor:
+    """The rollout `Actor` of a Q-network: one-hot greedy actions, one state at a time (as in training)."""
+
+    def __init__(self, q: QNetwork) -> None:
+        self.q = q
+
+    def begin(self, slot: int, seed: int, params: np.ndarray | None = None, noise: float = 0.0) -> None:
+        pass
+
+    def act(self, obs: np.ndarray, active: np.ndarray) -> np.ndarray:
+        actions = np.zeros((len(obs), ACTION_DIM), dtype=np.float32)
+        for i in np.flatnonzero(active):
+            actions[i, self.q.act(obs[i])] = 1.0
+        return actions
+
+
+def play_greedy(q: QNetwork, seeds: np.ndarray, envs: int = 16) -> np.ndarray:
+    """Returns of the greedy policy, one episode per seed (through `rollout.run_episodes`)."""
+    from ..envs import make_vec
+    from ..rollout import EpisodeRequest, run_episodes
+
+    with make_vec("cartpole", max(1, min(envs, len(seeds))), MAX_STEPS) as vec:
+        results = run_episodes(vec, [EpisodeRequest(int(seed)) for seed in seeds], GreedyActor(q))
+    return np.asarray([r["return"] for r in results])
 
 
 def train_dqn(run_dir: Path | str, cfg: DQNConfig, progress: bool = True, log=print) -> dict[str, Any]:
