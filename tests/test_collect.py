@@ -258,9 +258,9 @@ def test_resume_keeps_finished_episodes(tmp_path):
 
 def test_resume_with_other_settings_is_refused(tmp_path):
     collect(tmp_path, _cfg(episodes=1, max_steps=10), progress=False)
-    with pytest.raises(ConfigError, match="max_steps=10"):
+    with pytest.raises(ConfigError, match="max_steps: 10 -> 20"):
         collect(tmp_path, _cfg(episodes=2, max_steps=20), progress=False)
-    with pytest.raises(ConfigError, match="policy='brownian'"):
+    with pytest.raises(ConfigError, match="policy: 'brownian' -> 'iid'"):
         collect(tmp_path, _cfg(episodes=2, max_steps=10, policy="iid"), progress=False)
 
 

@@ -363,6 +363,32 @@ def test_done_loss_uses_pos_weight():
     torch.testing.assert_close(terms["loss"], terms["nll"] + terms["reward_mse"] + terms["done_bce"])
 
 
+@pytest.mark.parametrize("layout", ["shared", "per_dim"])
+def test_mean_mse_anchors_the_mixture_mean(layout):
+    from wm_fast.mdnrnn import mixture_mean
+
+    torch.manual_seed(0)
+    L, B, K, Z = 3, 2, 2, 2
+    logit_pi = torch.randn(L, B, K) if layout == "shared" else torch.randn(L, B, K, Z)
+    out = MDNOutput(logit_pi, torch.randn(L, B, K, Z), torch.zeros(L, B, K, Z), torch.zeros(L, B), torch.zeros(L, B))
+    target, mask = torch.randn(L, B, Z), torch.tensor([[1.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    terms = rnn_losses(out, target, torch.zeros(L, B), torch.zeros(L, B), mask, layout, mean_mse_weight=3.0)
+    k_axis = -1 if layout == "shared" else -2
+    pi = torch.softmax(logit_pi, k_axis)
+    mean = ((pi.unsqueeze(-1) if layout == "shared" else pi) * out.mu).sum(-2)
+    torch.testing.assert_close(mixture_mean(out, layout), mean)
+    want = (((mean - target) ** 2).mean(-1) * mask).sum() / mask.sum()
+    torch.testing.assert_close(terms["mean_mse"], want)
+    torch.testing.assert_close(terms["loss"], terms["nll"] + terms["reward_mse"] + terms["done_bce"] + 3.0 * want)
+
+
+def test_a_balanced_done_weight_trains(tmp_path):
+    files = _write_episodes(tmp_path, [12, 5, 20], Z=2, A=3)
+    m = train_rnn(files, tmp_path / "b", _tiny_cfg(epochs=1, done_pos_weight=0.0, mean_mse_weight=1.0),
+                  action_dim=3, progress=False, device="cpu")
+    assert m["epoch"] == 1.0 and m["mean_mse"] > 0
+
+
 def test_train_rnn_checkpoints_and_resumes(tmp_path):
     files = _write_episodes(tmp_path, [12, 5, 20], Z=2, A=3)
     cfg = _tiny_cfg(epochs=2)

@@ -70,7 +70,8 @@ def test_evaluate_command_with_other_seeds(tiny_run):
     (("run", "--env", "pong", "--preset", "tiny", "--run-dir", "X"), "unknown environment 'pong'"),
     (("train-rnn", "--run-dir", "X", "--preset", "tiny"), "train-rnn needs latent files"),
     (("collect", "--run-dir", "X", "--preset", "tiny", "--episodes", "0"), "collect.episodes must be positive"),
-    (("collect", "--run-dir", "X", "--env", "cartpole", "--preset", "tiny"), "use `wm-fast cartpole --run-dir D`"),
+    (("collect", "--run-dir", "X", "--env", "cartpole", "--preset", "paper"), "unknown preset 'paper' for cartpole"),
+    (("collect", "--run-dir", "X", "--preset", "tiny", "--env-backend", "gym"), "--env-backend"),
 ])
 def test_cli_errors_are_clear(tmp_path, args, message):
     proc = wm_fast(*args, cwd=tmp_path)
@@ -100,7 +101,7 @@ def test_python_api_as_in_the_readme(tmp_path):
     result = run.evaluate()
     assert len(result["returns"]) == cfg.evaluate.episodes
     assert result["mean"] == pytest.approx(sum(result["returns"]) / len(result["returns"]))
-    with pytest.raises(wm_fast.ConfigError, match="different config"):
+    with pytest.raises(wm_fast.ConfigError, match="was made with other settings"):
         other = wm_fast.get_preset("tiny")
         other.vae.epochs = 5
         wm_fast.Run(tmp_path / "api", other, progress=False)
@@ -124,7 +125,7 @@ def test_git_commit_dirty_only_for_code(tmp_path):
     """Results written by a run do not make the commit '-dirty'; a changed source file does."""
     import shutil
 
-    from wm_fast.pipeline import git_commit
+    from wm_fast.provenance import git_commit
 
     if shutil.which("git") is None:
         pytest.skip("needs git")

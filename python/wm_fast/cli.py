@@ -63,13 +63,11 @@ def run(run_dir: Path, env: str = "carracing", preset: str = "quick",
 
     Args:
         run_dir: Run directory (created if missing).
-        env: Environment: carracing, or cartpole (runs `wm-fast cartpole` with the preset).
+        env: Environment: carracing, or cartpole (its state is z: no V).
         preset: tiny (seconds), quick (minutes), or paper (the paper's settings).
         env_backend: gymnasium (the reference) or envpool (C++, faster; `pip install 'wm-fast[envpool]'`).
         quiet: No progress bars.
     """
-    if env == "cartpole":
-        return cartpole(run_dir, preset=preset, quiet=quiet)
     from .pipeline import Run
 
     cfg = get_preset(preset, env)
@@ -208,7 +206,7 @@ def train_controller(run_dir: Path, env: Optional[str] = None, preset: Optional[
 
 
 def evaluate(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = None,
-             controller: Literal["dream", "real", "dream-real", "iterate"] = "dream",
+             controller: Literal["latest", "dream", "real", "dream-real", "iterate"] = "latest",
              episodes: Optional[int] = None, seed_start: Optional[int] = None,
              max_steps: Optional[int] = None, workers: Optional[int] = None,
              envs_per_worker: Optional[int] = None, env_backend: Optional[Literal["gymnasium", "envpool"]] = None,
@@ -222,7 +220,8 @@ def evaluate(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = N
         run_dir: Run directory.
         env: Environment (default: the run's).
         preset: Preset for the defaults (default: the run's config, else quick).
-        controller: dream (train-controller), real (--mode real), dream-real (--mode dream-then-real)
+        controller: latest (the last iterate round's when the run has rounds, else dream; writes
+            evaluate.json), dream (train-controller), real (--mode real), dream-real (--mode dream-then-real)
             or iterate (the last iterate round's).
         episodes: Real episodes.
         seed_start: Episode i uses env seed seed_start+i.
@@ -233,11 +232,11 @@ def evaluate(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = N
         video: Write a GIF of the first episode.
         quiet: No progress bars.
     """
-    if env == "cartpole" or (run_dir / "cartpole.json").exists() or (run_dir / "dqn.pt").exists():
-        from .cartpole import evaluate_cli
+    if (run_dir / "dqn.pt").exists():
+        from .baselines.dqn import evaluate_cli
 
-        return evaluate_cli(run_dir, episodes, seed_start, max_steps)
-    name = "evaluate" if controller == "dream" else f"evaluate-{controller}"
+        return evaluate_cli(run_dir, episodes, seed_start)
+    name = "evaluate" if controller == "latest" else f"evaluate-{controller}"
     _stage(name, run_dir, env, preset, quiet, call={"controller": controller}, method="evaluate", evaluate=dict(
         episodes=episodes, seed_start=seed_start, max_steps=max_steps, workers=workers,
         envs_per_worker=envs_per_worker, env_backend=env_backend, video=video))
@@ -299,54 +298,6 @@ def summarize(run_dir: Path, json_out: Path, command: Optional[str] = None) -> N
     print(f"wrote {json_out} (real mean {summary['real']['mean']:.1f})")
 
 
-def cartpole(run_dir: Path, preset: str = "quick", model: Optional[Literal["mdn", "lstm"]] = None,
-             rounds: Optional[int] = None, temperature: Optional[float] = None, hidden: Optional[int] = None,
-             random_episodes: Optional[int] = None, round_episodes: Optional[int] = None,
-             generations: Optional[int] = None, round_generations: Optional[int] = None,
-             dream_steps: Optional[int] = None, explore: Optional[float] = None,
-             explore_params: Optional[float] = None, mean_mse_weight: Optional[float] = None,
-             skip: Optional[float] = None, set: tuple[str, ...] = (), dream_backend: Optional[Literal["auto", "torch", "cpp", "cuda"]] = None,
-             seed: Optional[int] = None, quiet: bool = False) -> None:
-    """World Models on CartPole-v1's state: M on the 4-dim state, C trained only in M's dream.
-
-    Collects random episodes, then per round trains M, trains C by CMA-ES in the dream and
-    (before the next round) collects episodes with C plus exploration; scores the final C on
-    100 real episodes. Resumable; writes RUN_DIR/summary.json, rnn.pt and controller.pt.
-    See wm_fast/cartpole.py for every setting.
-
-    Args:
-        run_dir: Run directory.
-        preset: tiny (seconds) or quick (the results/ settings).
-        model: mdn (MDN-RNN) or lstm (deterministic LSTM).
-        rounds: Iterative rounds after the random-data round (0: random data only).
-        temperature: Dream temperature tau.
-        hidden: LSTM hidden size.
-        random_episodes: Random-policy episodes of round 0.
-        round_episodes: Episodes collected with C before each later round.
-        generations: CMA-ES generations of round 0.
-        round_generations: CMA-ES generations of each later round.
-        dream_steps: Dream horizon of CMA-ES.
-        explore: Largest probability of a random action in collection episodes.
-        explore_params: Largest relative parameter noise of C in collection episodes.
-        mean_mse_weight: MDN: weight of the auxiliary MSE of the mixture mean.
-        skip: Input weight of M's fixed skip path (M learns the state change); 0: none.
-        set: Other CartPoleConfig fields, one or more field=value (e.g. --set end_windows=false burn_in=4).
-        dream_backend: Dream engine: auto, torch, cpp or cuda.
-        seed: Seed of everything.
-        quiet: No progress bars.
-    """
-    from .cartpole import get_config, run_cartpole
-
-    cfg = get_config(preset, settings=set, model=model, rounds=rounds, temperature=temperature, hidden=hidden,
-                     random_episodes=random_episodes, round_episodes=round_episodes, generations=generations,
-                     round_generations=round_generations, dream_steps=dream_steps, explore=explore,
-                     explore_params=explore_params, mean_mse_weight=mean_mse_weight, skip=skip,
-                     backend=dream_backend,
-                     seed=seed)
-    s = run_cartpole(run_dir, cfg, progress=not quiet)
-    print(dumps_json({"stage": "cartpole", "run_dir": str(run_dir), "metrics": _short(s)}, indent=1))
-
-
 def dqn(run_dir: Path, preset: str = "quick", total_steps: Optional[int] = None, seed: Optional[int] = None,
         quiet: bool = False) -> None:
     """DQN baseline on CartPole-v1 (replay buffer, target network, epsilon-greedy).
@@ -377,7 +328,6 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "evaluate": evaluate,
     "iterate": iterate,
     "summarize": summarize,
-    "cartpole": cartpole,
     "dqn": dqn,
 }
 

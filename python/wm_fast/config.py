@@ -7,16 +7,14 @@ one-line docstring (tyro shows it as the CLI help).
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-import os
+from .envs import check, check_backend, spec
+from .errors import ConfigError
 
 PRESET_NAMES = ("tiny", "quick", "paper")
-
-
-class ConfigError(ValueError):
-    """An invalid option: unknown preset or environment, or an out-of-range value."""
 
 
 def default_workers() -> int:
@@ -92,7 +90,9 @@ class RNNConfig:
     done_weight: float = 1.0
     """Weight of the done BCE in the loss."""
     done_pos_weight: float = 10.0
-    """Positive-class weight of the done BCE (ends are rare)."""
+    """Positive-class weight of the done BCE (ends are rare); <= 0: balanced (non-ends / ends in the data)."""
+    mean_mse_weight: float = 0.0
+    """Weight of an auxiliary MSE of the mixture mean: keeps the MDN from hedging between modes (0: off)."""
     seed: int = 0
     """Seed for initialisation, chunking and latent sampling."""
 
@@ -123,6 +123,8 @@ class ControllerConfig:
     """Rollouts for the periodic evaluation of the CMA mean."""
     backend: Literal["auto", "torch", "cpp", "cuda"] = "auto"
     """Dream backend: compiled engine or the pure-PyTorch reference."""
+    common_random_numbers: bool = False
+    """Every candidate of a generation dreams with the same noise for rollout r (ranked on equal draws)."""
     seed: int = 0
     """Seed of CMA-ES and of the dreams."""
 
@@ -207,6 +209,13 @@ class IterateConfig:
     """Dream CMA-ES generations per round (continues from the previous controller)."""
     eval_episodes: int = 100
     """Real episodes scoring each round's controller (seeds as `evaluate.seed_start`)."""
+    spread_noise: bool = False
+    """Episode j of n gets exploration noise * j / (n - 1) (from none to `noise`), not `noise` for all."""
+    param_noise: float = 0.0
+    """Episode j also perturbs C's parameters by s_j * rms(C) * N(0, I), s_j spread over [0, param_noise]
+    in shuffled order: varied controllers visit varied states (0: off)."""
+    run_rounds: int = 0
+    """Rounds `wm-fast run` does before `evaluate` (which then scores the last round's controller)."""
 
 
 @dataclass
@@ -277,7 +286,45 @@ def _tiny() -> PipelineConfig:
     )
 
 
+def _cartpole_quick() -> PipelineConfig:
+    # World Models on CartPole-v1's state (z = the normalized 4-dim state, no V): random play, then
+    # rounds of the controller's own episodes with exploration (results/cartpole_pipeline.md).
+    return PipelineConfig(
+        env="cartpole", preset="quick",
+        collect=CollectConfig(episodes=300, max_steps=500, policy="iid", workers=1, envs_per_worker=16),
+        rnn=RNNConfig(hidden=64, seq_len=64, batch_size=64, epochs=300, lr=5e-3, reward_weight=0.0,
+                      done_pos_weight=0.0, mean_mse_weight=1000.0),
+        controller=ControllerConfig(popsize=32, rollouts=16, generations=40, dream_steps=500, eval_every=10,
+                                    eval_rollouts=256, common_random_numbers=True),
+        evaluate=EvalConfig(episodes=100, seed_start=2_000_000, max_steps=500, video=False, workers=1,
+                            envs_per_worker=16),
+        real=RealConfig(popsize=16, rollouts=4, generations=20, finetune_generations=10, max_steps=500,
+                        eval_every=10, eval_rollouts=100, workers=1, envs_per_worker=16),
+        iterate=IterateConfig(episodes=30, noise=0.3, spread_noise=True, param_noise=0.5, rnn_epochs=80,
+                              generations=20, eval_episodes=20, run_rounds=5),
+    )
+
+
+def _cartpole_tiny() -> PipelineConfig:
+    return PipelineConfig(
+        env="cartpole", preset="tiny",
+        collect=CollectConfig(episodes=8, max_steps=500, policy="iid", workers=1, envs_per_worker=8),
+        rnn=RNNConfig(hidden=8, n_gaussians=2, seq_len=16, batch_size=8, epochs=2, lr=5e-3, reward_weight=0.0,
+                      done_pos_weight=0.0, mean_mse_weight=1000.0),
+        controller=ControllerConfig(popsize=4, rollouts=2, generations=2, dream_steps=50, eval_every=1,
+                                    eval_rollouts=4, common_random_numbers=True),
+        evaluate=EvalConfig(episodes=3, seed_start=2_000_000, max_steps=500, video=False, workers=1,
+                            envs_per_worker=4),
+        real=RealConfig(popsize=4, rollouts=2, generations=2, finetune_generations=2, max_steps=100, eval_every=1,
+                        eval_rollouts=2, workers=1, envs_per_worker=4, rollout_timeout_s=120.0),
+        iterate=IterateConfig(episodes=4, noise=0.3, spread_noise=True, param_noise=0.5, rnn_epochs=1,
+                              generations=1, eval_episodes=2, run_rounds=1),
+    )
+
+
 _PRESETS = {"tiny": _tiny, "quick": _quick, "paper": _paper}
+_ENV_PRESETS: dict[str, dict[str, Any]] = {"cartpole": {"tiny": _cartpole_tiny, "quick": _cartpole_quick}}
+"""Presets of environments whose numbers differ from CarRacing's (the default presets)."""
 
 
 def get_preset(name: str, env: str = "carracing") -> PipelineConfig:
@@ -286,12 +333,11 @@ def get_preset(name: str, env: str = "carracing") -> PipelineConfig:
     Raises:
         ConfigError: the preset or the environment is unknown.
     """
-    from .envs import check
-
     check(env)
-    if name not in _PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
-    cfg = _PRESETS[name]()
+    presets = _ENV_PRESETS.get(env, _PRESETS)
+    if name not in presets:
+        raise ConfigError(f"unknown preset {name!r} for {env}; choose one of {', '.join(presets)}")
+    cfg = presets[name]()
     cfg.env = env
     validate(cfg)
     return cfg
@@ -299,10 +345,9 @@ def get_preset(name: str, env: str = "carracing") -> PipelineConfig:
 
 def validate(cfg: PipelineConfig) -> None:
     """Raise ConfigError naming the first invalid field."""
-    from .envs import check_backend, check_pixel_pipeline
-
-    check_pixel_pipeline(cfg.env)
     check_backend(cfg.env, cfg.env_backend)
+    if ":" not in cfg.env and spec(cfg.env).observation == "state" and cfg.iterate.retrain_vae:
+        raise ConfigError(f"iterate.retrain_vae: {cfg.env} has state observations and no V to retrain")
     if cfg.evaluate.env_backend is not None:
         check_backend(cfg.env, cfg.evaluate.env_backend)
     positive = {
@@ -383,7 +428,9 @@ def validate(cfg: PipelineConfig) -> None:
         raise ConfigError("real.address (--address) is for --backend ray only")
     if cfg.iterate.start not in ("dream", "dream-real", "real"):
         raise ConfigError(f"iterate.start must be dream, dream-real or real, got {cfg.iterate.start!r}")
-    if not cfg.iterate.noise >= 0:
-        raise ConfigError(f"iterate.noise must be non-negative, got {cfg.iterate.noise}")
+    for name, value in (("iterate.noise", cfg.iterate.noise), ("iterate.param_noise", cfg.iterate.param_noise),
+                        ("iterate.run_rounds", cfg.iterate.run_rounds), ("rnn.mean_mse_weight", cfg.rnn.mean_mse_weight)):
+        if not value >= 0:
+            raise ConfigError(f"{name} must be non-negative, got {value}")
     if cfg.iterate.retrain_vae and cfg.iterate.vae_epochs <= 0:
         raise ConfigError(f"iterate.vae_epochs must be positive, got {cfg.iterate.vae_epochs}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .dream import DreamNoise, DreamOptions, DreamResult, check_inputs
+from .dream_types import DreamNoise, DreamOptions, DreamResult, check_inputs
 from .mdnrnn import MDNRNN
 
 TRAJECTORY_KEYS = ("z", "h", "action", "reward", "done", "alive")

@@ -42,7 +42,7 @@ def evaluate(
     """
     from .es import load_controller
     from .rollout.episodes import EpisodeRequest
-    from .rollout.pool import WorkerPool, agent_spec, run_requests, share
+    from .rollout.pool import WorkerPool, agent_spec, run_requests, share, short_event
     from .storage import WmFastError
 
     params = load_controller(controller_path).numpy()
@@ -64,7 +64,7 @@ def evaluate(
     bar.close()
     failed = [i for i, r in enumerate(results) if r is None]
     if failed:
-        raise WmFastError(f"evaluation episodes {failed} failed on every attempt: {report['events'][-1]}")
+        raise WmFastError(f"evaluation episodes {failed} failed on every attempt: {short_event(report['events'][-1])}")
     returns = [float(r["return"]) for r in results]  # type: ignore[index]
     lengths = [int(r["steps"]) for r in results]  # type: ignore[index]
     video_frames = [f for r in results for f in (r.get("frames") or [])]  # type: ignore[union-attr]
@@ -86,6 +86,7 @@ def write_gif(frames: list[np.ndarray], path: Path, every: int = 2, scale: int =
     """Write every `every`-th frame (H, W, 3) uint8, upscaled `scale`×, as a GIF."""
     import imageio.v3 as iio
 
+    scale = scale if frames[0].shape[0] < 200 else 1  # upscale only small frames (CarRacing's 96x96)
     picked = [np.repeat(np.repeat(f, scale, axis=0), scale, axis=1) for f in frames[::every]]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.gif")

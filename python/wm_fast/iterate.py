@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from .config import ConfigError
+from .provenance import git_commit, machine_description
+from .records import refuse_changed
 from .storage import MissingStageError, atomic_write_bytes, atomic_write_json, read_json
 
 if TYPE_CHECKING:
@@ -69,12 +71,17 @@ def _rows(run: "Run") -> list[dict[str, Any]]:
     return list(read_json(path).get("rounds", [])) if path.exists() else []
 
 
-def latest_controller(run: "Run") -> Path:
-    """controller.pt of the last finished iterate round."""
+def finished_rounds(run: "Run") -> int:
+    """How many iterate rounds `run` has finished."""
+    return len(_rows(run))
+
+
+def latest_models(run: "Run") -> dict[str, Path]:
+    """V, latents, M and C of the last finished iterate round."""
     rows = _rows(run)
     if not rows:
         raise MissingStageError(f"{run.dir} has no finished iterate round; run wm-fast iterate --run-dir {run.dir}")
-    return round_dir(run, int(rows[-1]["round"])) / "controller" / "controller.pt"
+    return _current(run, int(rows[-1]["round"]) + 1)
 
 
 def _current(run: "Run", r: int) -> dict[str, Path]:
@@ -117,13 +124,14 @@ def _collect(run: "Run", r: int, cur: dict[str, Path]) -> dict[str, Any]:
     from .rollout.pool import WorkerPool, run_requests, share
     from .shards import episode_name
 
-    it, folder = run.cfg.iterate, run.episodes_dir
+    it, folder = run.cfg.iterate, run.collect_dir
     params = load_controller(cur["controller"]).numpy()
     indices = [r * ROUND_STRIDE + j for j in range(it.episodes)]
     with folder_lock(folder):
         remove_temp_files(folder)
         todo = [i for i in indices if not (folder / episode_name(i)).exists()]
-        requests = [EpisodeRequest(SEED_OFFSET + i, params, noise=it.noise, keep=True) for i in todo]
+        requests = [EpisodeRequest(SEED_OFFSET + i, p, noise=a, keep=True)
+                    for i, (a, p) in zip(todo, _exploration(it, r, params, indices, todo))]
         workers, slots = share(max(len(requests), 1), run.cfg.real.workers, run.cfg.real.envs_per_worker)
         spec = run.real_worker_spec(run.cfg.collect.max_steps, cur["vae"], cur["rnn"], slots)
         results: list = []
@@ -141,11 +149,34 @@ def _collect(run: "Run", r: int, cur: dict[str, Path]) -> dict[str, Any]:
             "steps": int(sum(x["steps"] for x in done)), "noise": it.noise, "faults": report["events"]}
 
 
+def _exploration(it: Any, r: int, params: Any, indices: list[int], todo: list[int]) -> list[tuple[float, Any]]:
+    """(action noise, C's parameters) of each episode still to collect in round r (see IterateConfig:
+    noise, spread_noise, param_noise); drawn for every index of the round, so a resumed round
+    collects its missing episodes as the uninterrupted one would."""
+    import numpy as np
+
+    n = len(indices)
+    ramp = np.linspace(0.0, 1.0, n) if n > 1 else np.ones(1)
+    noise = it.noise * ramp if it.spread_noise else np.full(n, it.noise)
+    rng = np.random.default_rng([r, 0x17E2])
+    scale = rng.permutation(ramp * it.param_noise)
+    eps = rng.standard_normal((n, len(params))).astype(np.float32)
+    rms = float(np.sqrt(np.mean(params.astype(np.float64) ** 2)))
+    out = []
+    for i in todo:
+        j = indices.index(i)
+        p = params + (scale[j] * rms * eps[j]).astype(np.float32) if it.param_noise > 0 else params
+        out.append((float(noise[j]), p))
+    return out
+
+
 def _encode(run: "Run", r: int, cur: dict[str, Path]) -> dict[str, Any]:
     from .encode import encode_episodes
     from .shards import list_episodes
     from .train_vae import load_vae, train_vae
 
+    if not run.has_frames:  # the collected episodes are latent files already
+        return {"vae": None, "latents": str(cur["latents"]), "skipped": "state observations: V is the identity"}
     files = list(list_episodes(run.episodes_dir).values())
     if not run.cfg.iterate.retrain_vae:
         metrics = encode_episodes(files, load_vae(cur["vae"]), cur["latents"], progress=run.progress)
@@ -190,7 +221,8 @@ def _controller(run: "Run", r: int, cur: dict[str, Path], latents: Path) -> dict
     init_mu, init_logvar = initial_latents(list(list_episodes(latents).values()))
     cfg = dataclasses.replace(run.cfg.controller, generations=run.cfg.iterate.generations)
     ev = DreamEvaluator(model, init_mu, init_logvar, cfg, action_mapping=env.action_mapping,
-                        controller_input=env.controller_input, reward_source=env.reward_source)
+                        controller_input=env.controller_input, reward_source=env.reward_source,
+                        common_random_numbers=cfg.common_random_numbers)
     x0 = load_controller(cur["controller"]).double().numpy()
     metrics = train_controller(ev, len(x0), round_dir(run, r) / "controller", cfg, x0=x0,
                                progress=run.progress, eval_start=True)
@@ -198,7 +230,7 @@ def _controller(run: "Run", r: int, cur: dict[str, Path], latents: Path) -> dict
     return metrics
 
 
-def _evaluate(run: "Run", r: int, vae: Path) -> dict[str, Any]:
+def _evaluate(run: "Run", r: int, vae: Path | None) -> dict[str, Any]:
     from .config import EvalConfig
     from .evaluate import evaluate
 
@@ -219,7 +251,6 @@ def iterate(run: "Run", rounds: int) -> dict[str, Any]:
         ConfigError: bad `rounds`, or D/iterate.json was made with other settings.
         MissingStageError: the pipeline's V, M, latents or starting controller are missing.
     """
-    from .pipeline import git_commit, machine_description
     from .shards import list_episodes
 
     if rounds <= 0:
@@ -229,17 +260,16 @@ def iterate(run: "Run", rounds: int) -> dict[str, Any]:
         raise ConfigError(f"iterate keeps episode indices below {ROUND_STRIDE} per round; "
                           f"collect.episodes and iterate.episodes must be smaller")
     for path, what in ((run.vae_path, "a trained V"), (run.rnn_path, "a trained M")):
-        run._need(path, f"{what} at {path}", "iterate")
+        if what != "a trained V" or run.has_frames:
+            run._need(path, f"{what} at {path}", "iterate")
     run._need(dict(enumerate(list_episodes(run.latents_dir))), f"latent files in {run.latents_dir}", "iterate")
 
     path = run.dir / "iterate.json"
     config = _iterate_config(run)
     record = read_json(path) if path.exists() else {"rounds": []}
-    if record.get("config") not in (None, config):
-        from .pipeline import _diff
-
-        raise ConfigError(f"{path} was made with a different config ({'; '.join(_diff(record['config'], config))}); "
-                          f"use a new --run-dir, or delete {run.dir / 'iterate'} and {path} to start over")
+    if record.get("config") is not None:
+        refuse_changed(record["config"], config, str(path),
+                       f"use a new --run-dir, or delete {run.dir / 'iterate'} and {path} to start over")
     rows = list(record["rounds"])
     for r in range(len(rows) + 1, rounds + 1):
         folder = round_dir(run, r)
@@ -248,7 +278,8 @@ def iterate(run: "Run", rounds: int) -> dict[str, Any]:
         steps: dict[str, dict[str, Any]] = {}
         steps["collect"] = _step(folder, "collect", lambda: _collect(run, r, cur), run.log)
         steps["encode"] = _step(folder, "encode", lambda: _encode(run, r, cur), run.log)
-        latents, vae = Path(steps["encode"]["latents"]), Path(steps["encode"]["vae"])
+        latents = Path(steps["encode"]["latents"])
+        vae = Path(steps["encode"]["vae"]) if steps["encode"]["vae"] is not None else None
         steps["rnn"] = _step(folder, "rnn", lambda: _rnn(run, r, cur, latents), run.log)
         steps["controller"] = _step(folder, "controller", lambda: _controller(run, r, cur, latents), run.log)
         steps["evaluate"] = _step(folder, "evaluate", lambda: _evaluate(run, r, vae), run.log)
@@ -257,7 +288,7 @@ def iterate(run: "Run", rounds: int) -> dict[str, Any]:
         row = {
             "round": r, "new_episodes": steps["collect"]["new_episodes"],
             "failed_episodes": steps["collect"]["failed_episodes"],
-            "episodes_total": len(list_episodes(run.episodes_dir)),
+            "episodes_total": len(list_episodes(run.collect_dir)),
             "collect_mean_return": steps["collect"]["mean_return"], "collect_noise": it.noise,
             "vae_retrained": it.retrain_vae, "rnn_loss": steps["rnn"].get("loss"), "rnn_nll": steps["rnn"].get("nll"),
             "rnn_epochs_total": steps["rnn"]["epochs_total"],

@@ -307,3 +307,11 @@ def sample_mdn(
     mu_k = mu.gather(1, idx).squeeze(1)
     sigma_k = sigma.gather(1, idx).squeeze(1)
     return mu_k + sigma_k * eps
+
+
+def mixture_mean(out: MDNOutput, layout: Layout) -> torch.Tensor:
+    """The mean of M's predicted mixture: sum_k pi_k mu_k, (..., Z)."""
+    _check_layout(layout)
+    if layout == "shared":
+        return (torch.softmax(out.logit_pi, dim=-1).unsqueeze(-1) * out.mu).sum(-2)
+    return (torch.softmax(out.logit_pi, dim=-2) * out.mu).sum(-2)

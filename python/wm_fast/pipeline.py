@@ -25,16 +25,19 @@ Beyond the pipeline (each with its stage record D/<stage>.json):
 from __future__ import annotations
 
 import dataclasses
-import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from . import iterate as iterate_module
 from .config import ConfigError, PipelineConfig, get_preset, validate
-from .storage import MissingStageError, WmFastError, atomic_write_json, read_json
+from .envs import facts
+from .provenance import git_commit, machine_description
+from .records import config_diff, refuse_changed
 from .shards import list_episodes
+from .storage import MissingStageError, WmFastError, atomic_write_json, read_json
 
+IDENTITY_V = "state observations: V is the identity (z is the env's normalized state), nothing to train or encode"
 STAGES = ("collect", "train-vae", "encode", "train-rnn", "train-controller", "evaluate")
 
 # Which part of the config each stage depends on (a change there makes a stage stale).
@@ -44,7 +47,8 @@ _STAGE_SECTIONS = {
     "encode": ("collect", "vae"),
     "train-rnn": ("collect", "vae", "rnn"),
     "train-controller": ("collect", "vae", "rnn", "controller"),
-    "evaluate": ("collect", "vae", "rnn", "controller", "evaluate"),
+    "evaluate": ("collect", "vae", "rnn", "controller", "iterate", "evaluate"),
+    "evaluate-dream": ("collect", "vae", "rnn", "controller", "evaluate"),
     "train-controller-real": ("collect", "vae", "rnn", "real"),
     "train-controller-dream-real": ("collect", "vae", "rnn", "controller", "real"),
     "evaluate-real": ("collect", "vae", "rnn", "real", "evaluate"),
@@ -56,46 +60,8 @@ _NOT_RESULTS = ("workers", "envs_per_worker", "backend", "address", "rollout_tim
 
 MODES = ("dream", "real", "dream-then-real")
 """`train-controller --mode`: CMA-ES in M's dream, in the real env, or dream then a real fine-tune."""
-CONTROLLERS = ("dream", "real", "dream-real", "iterate")
+CONTROLLERS = ("latest", "dream", "real", "dream-real", "iterate")
 """Trained controllers a run can hold (see `Run.controller_file`)."""
-
-
-# What "-dirty" looks at: the code and the build, not results/ or runs/ (which the commands
-# behind results/ write while they run).
-_SOURCE_PATHS = ("python", "csrc", "cmake", "CMakeLists.txt", "pyproject.toml", "scripts", "benchmarks")
-
-
-def git_commit(where: Path | None = None) -> str:
-    """The commit of the source tree holding `where` (default: this package), or 'unknown'.
-
-    '-dirty' when its code (_SOURCE_PATHS) has uncommitted changes.
-    """
-    here = Path(where) if where is not None else Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True, cwd=here,
-                                timeout=5)
-        if commit.returncode != 0 or not commit.stdout.strip():
-            return "unknown"
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, cwd=here,
-                             timeout=5).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--", *_SOURCE_PATHS], capture_output=True,
-                                text=True, cwd=top or here, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return commit.stdout.strip() + ("-dirty" if status else "")
-
-
-def machine_description() -> str:
-    """A one-line description of this machine for results files."""
-    import os
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cpus, Python {platform.python_version()}"
 
 
 def _stage_config(cfg: PipelineConfig, stage: str) -> dict[str, Any]:
@@ -109,17 +75,6 @@ def _stage_config(cfg: PipelineConfig, stage: str) -> dict[str, Any]:
             section_dict.pop(key, None)  # parallelism does not change results
         out[section] = section_dict
     return out
-
-
-def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-    diffs = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            diffs += _diff(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            diffs.append(f"{prefix}{k}: {va!r} -> {vb!r}")
-    return diffs
 
 
 class Run:
@@ -166,6 +121,21 @@ class Run:
         return self.dir / "vae" / "vae.pt"
 
     @property
+    def has_frames(self) -> bool:
+        """False for a state environment (CartPole): no V, its normalized state is z."""
+
+        return facts(self.cfg.env).observation == "frames"
+
+    @property
+    def collect_dir(self) -> Path:
+        """Where collect writes: episode shards (frames), or latent files straight away (states)."""
+        return self.episodes_dir if self.has_frames else self.latents_dir
+
+    def v_path(self, vae_path: Path | None = None) -> Path | None:
+        """V's checkpoint for the agent: `vae_path` or the pipeline's; None for a state env."""
+        return (vae_path or self.vae_path) if self.has_frames else None
+
+    @property
     def rnn_path(self) -> Path:
         return self.dir / "rnn" / "rnn.pt"
 
@@ -178,19 +148,28 @@ class Run:
         return self.controller_dir / "controller.pt"
 
     def controller_file(self, name: str = "dream") -> Path:
-        """controller.pt of controller `name`: dream (D/controller), real (D/controller_real),
-        dream-real (D/controller_dream_real) or iterate (the last finished iterate round's)."""
-        if name == "dream":
-            return self.controller_path
-        if name == "real":
-            return self.dir / "controller_real" / "controller.pt"
-        if name == "dream-real":
-            return self.dir / "controller_dream_real" / "controller.pt"
-        if name == "iterate":
-            from .iterate import latest_controller
+        """controller.pt of controller `name` (see `controller_models`)."""
+        return self.controller_models(name)["controller"]
 
-            return latest_controller(self)
-        raise ConfigError(f"unknown controller {name!r}; choose one of {', '.join(CONTROLLERS)}")
+    def controller_models(self, name: str = "latest") -> dict[str, Any]:
+        """V, M and C of controller `name`: dream (D/controller), real (D/controller_real),
+        dream-real (D/controller_dream_real), iterate (the last finished iterate round's C with
+        that round's M, and V), or latest (iterate when the run has iterate rounds, else dream).
+
+        Returns {"name" (resolved), "vae" (None for a state env), "rnn", "controller"}.
+        """
+        if name == "latest":
+            name = "iterate" if iterate_module.finished_rounds(self) else "dream"
+        folders = {"dream": "controller", "real": "controller_real", "dream-real": "controller_dream_real"}
+        if name in folders:
+            models = {"vae": self.vae_path, "rnn": self.rnn_path,
+                      "controller": self.dir / folders[name] / "controller.pt"}
+        elif name == "iterate":
+            models = iterate_module.latest_models(self)
+        else:
+            raise ConfigError(f"unknown controller {name!r}; choose one of {', '.join(CONTROLLERS)}")
+        return {"name": name, "vae": self.v_path(models["vae"]), "rnn": models["rnn"],
+                "controller": models["controller"]}
 
     # ---- bookkeeping
     def stage_file(self, stage: str) -> Path:
@@ -202,13 +181,11 @@ class Run:
         if not path.exists():
             return False
         record = read_json(path)
-        diffs = _diff(record.get("config", {}), _stage_config(self.cfg, stage))
-        if diffs and stage.startswith("evaluate"):
+        recorded, now = record.get("config", {}), _stage_config(self.cfg, stage)
+        if stage.startswith("evaluate") and config_diff(recorded, now):
             return False  # evaluation settings changed: evaluate again, nothing downstream depends on it
-        if diffs:
-            raise ConfigError(
-                f"stage {stage} in {self.dir} was completed with a different config ({'; '.join(diffs)}); "
-                f"use a new --run-dir, or delete {path} to redo it")
+        refuse_changed(recorded, now, f"stage {stage} in {self.dir}",
+                       f"use a new --run-dir, or delete {path} to redo it")
         return bool(record.get("complete"))
 
     def _record(self, stage: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -237,13 +214,15 @@ class Run:
         """Random-policy episodes → D/episodes (resumable)."""
         from .rollout.collect import collect
 
-        return self._record("collect", lambda: collect(self.episodes_dir, self.cfg.collect, env_name=self.cfg.env,
+        return self._record("collect", lambda: collect(self.collect_dir, self.cfg.collect, env_name=self.cfg.env,
                                                        env_backend=self.cfg.env_backend, progress=self.progress))
 
     def train_vae(self) -> dict[str, Any]:
         """Train V on the episodes' frames → D/vae (resumable per epoch)."""
         from .train_vae import train_vae
 
+        if not self.has_frames:
+            return self._record("train-vae", lambda: {"skipped": IDENTITY_V})
         files = list(list_episodes(self.episodes_dir).values())
         self._need(dict(enumerate(files)), f"episode shards in {self.episodes_dir}", "train-vae")
         return self._record("train-vae", lambda: train_vae(files, self.vae_path.parent, self.cfg.vae,
@@ -254,6 +233,8 @@ class Run:
         from .encode import encode_episodes
         from .train_vae import load_vae
 
+        if not self.has_frames:
+            return self._record("encode", lambda: {"skipped": IDENTITY_V})
         self._need(self.vae_path, f"a trained V at {self.vae_path}", "encode")
         files = list(list_episodes(self.episodes_dir).values())
         vae = load_vae(self.vae_path)
@@ -262,13 +243,12 @@ class Run:
 
     def train_rnn(self) -> dict[str, Any]:
         """Train M on the latent sequences → D/rnn (resumable per epoch)."""
-        from .envs import spec
         from .train_rnn import train_rnn
 
         files = list(list_episodes(self.latents_dir).values())
         self._need(dict(enumerate(files)), f"latent files in {self.latents_dir}", "train-rnn")
         return self._record("train-rnn", lambda: train_rnn(files, self.rnn_path.parent, self.cfg.rnn,
-                                                           action_dim=spec(self.cfg.env).action_dim,
+                                                           action_dim=facts(self.cfg.env).action_dim,
                                                            progress=self.progress))
 
     def train_controller(self, mode: str = "dream") -> dict[str, Any]:
@@ -300,7 +280,6 @@ class Run:
             raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         from .controller import input_size, n_params, output_size
         from .encode import initial_latents
-        from .envs import facts
         from .es import DreamEvaluator, train_controller
         from .train_rnn import load_mdnrnn
 
@@ -310,7 +289,8 @@ class Run:
         init_mu, init_logvar = initial_latents(list(list_episodes(self.latents_dir).values()))
         evaluator = DreamEvaluator(model, init_mu, init_logvar, self.cfg.controller,
                                    action_mapping=env.action_mapping, controller_input=env.controller_input,
-                                   reward_source=env.reward_source)
+                                   reward_source=env.reward_source,
+                                   common_random_numbers=self.cfg.controller.common_random_numbers)
         n = n_params(input_size(model.z_dim, model.hidden, env.controller_input),  # type: ignore[arg-type]
                      output_size(env.action_mapping, env.action_dim))  # type: ignore[arg-type]
         return self._record("train-controller", lambda: train_controller(
@@ -319,7 +299,6 @@ class Run:
     def controller_size(self, rnn_path: Path | None = None) -> int:
         """Number of C's parameters for this run's M and env (its controller input and action mapping)."""
         from .controller import input_size, n_params, output_size
-        from .envs import facts
         from .train_rnn import load_mdnrnn
 
         m, env = load_mdnrnn(rnn_path or self.rnn_path), facts(self.cfg.env)
@@ -332,7 +311,7 @@ class Run:
         from .rollout.pool import agent_spec
 
         return agent_spec(self.cfg.env, self.cfg.env_backend, max_steps, envs_per_worker or self.cfg.real.envs_per_worker,
-                          vae_path or self.vae_path, rnn_path or self.rnn_path)
+                          self.v_path(vae_path), rnn_path or self.rnn_path)
 
     def real_evaluator(self, max_steps: int | None = None, vae_path: Path | None = None,
                        rnn_path: Path | None = None):
@@ -350,7 +329,8 @@ class Run:
         from .real import format_duration, projected_seconds
 
         self._need(self.rnn_path, f"a trained M at {self.rnn_path}", "train-controller (real)")
-        self._need(self.vae_path, f"a trained V at {self.vae_path}", "train-controller (real)")
+        if self.has_frames:
+            self._need(self.vae_path, f"a trained V at {self.vae_path}", "train-controller (real)")
         rc = self.cfg.real
         es_cfg = ControllerConfig(popsize=rc.popsize, rollouts=rc.rollouts, sigma0=sigma0, generations=generations,
                                   l2_penalty=rc.l2_penalty, eval_every=rc.eval_every, eval_rollouts=rc.eval_rollouts,
@@ -384,33 +364,43 @@ class Run:
         metrics["start"] = "dream solution" if x0 is not None else "zeros"
         return metrics
 
-    def evaluate(self, controller: str = "dream") -> dict[str, Any]:
+    def evaluate(self, controller: str = "latest") -> dict[str, Any]:
         """C with V and M in the real environment → D/evaluate.json and a GIF.
 
-        controller: which one (see `controller_file`); other than "dream" the files are
-        D/evaluate-<controller>.json and .gif.
+        controller: which one (see `controller_models`); "latest" (the default) writes
+        D/evaluate.json and .gif, any other name D/evaluate-<controller>.json and .gif.
         """
         from .evaluate import evaluate
 
-        path = self.controller_file(controller)
-        stage = "evaluate" if controller == "dream" else f"evaluate-{controller}"
-        self._need(path, f"a trained controller at {path}", stage)
-        return self._record(stage, lambda: evaluate(
-            self.cfg.env, self.vae_path, self.rnn_path, path, self.cfg.evaluate,
-            env_backend=self.cfg.evaluate.env_backend or self.cfg.env_backend,
-            out_json=None, video_path=self.dir / f"{stage}.gif",
-            progress=self.progress, timeout_s=self.cfg.real.rollout_timeout_s))
+        models = self.controller_models(controller)
+        stage = "evaluate" if controller == "latest" else f"evaluate-{controller}"
+        self._need(models["controller"], f"a trained controller at {models['controller']}", stage)
+
+        def score() -> dict[str, Any]:
+            result = evaluate(
+                self.cfg.env, models["vae"], models["rnn"], models["controller"], self.cfg.evaluate,
+                env_backend=self.cfg.evaluate.env_backend or self.cfg.env_backend,
+                out_json=None, video_path=self.dir / f"{stage}.gif",
+                progress=self.progress, timeout_s=self.cfg.real.rollout_timeout_s)
+            return {**result, "controller": models["name"], "controller_file": str(models["controller"])}
+
+        return self._record(stage, score)
 
     def iterate(self, rounds: int) -> dict[str, Any]:
         """Iterative refinement up to `rounds` rounds in all (see iterate.py); resumable."""
-        from .iterate import iterate
-
-        return iterate(self, rounds)
+        return iterate_module.iterate(self, rounds)
 
     def run_all(self, log: Callable[[str], None] = print) -> dict[str, Any]:
-        """Every stage in order; a stage already complete with this config is skipped."""
+        """Every stage in order; a stage already complete with this config is skipped.
+
+        With iterate.run_rounds > 0 (e.g. CartPole's presets), that many iterate rounds run
+        before `evaluate`, which then scores the last round's controller.
+        """
         results = {}
         for stage in STAGES:
+            if stage == "evaluate" and self.cfg.iterate.run_rounds > 0:
+                log(f"[wm-fast] iterate: {self.cfg.iterate.run_rounds} rounds")
+                results["iterate"] = self.iterate(self.cfg.iterate.run_rounds)
             if self.is_complete(stage):
                 log(f"[wm-fast] {stage}: already complete in {self.stage_file(stage)}, skipping")
                 results[stage] = read_json(self.stage_file(stage))["metrics"]
@@ -424,12 +414,13 @@ def load_config(path: Path | str) -> PipelineConfig:
     """A PipelineConfig from a config.json written by Run."""
     from .config import CollectConfig, ControllerConfig, EvalConfig, RNNConfig, VAEConfig
 
-    from .config import IterateConfig, RealConfig, _PRESETS
+    from .config import _ENV_PRESETS, _PRESETS, IterateConfig, RealConfig
 
     d = read_json(path)
     try:
         # Runs made before a section existed get the section of their preset.
-        base = _PRESETS[d["preset"]]() if d.get("preset") in _PRESETS else PipelineConfig()
+        presets = _ENV_PRESETS.get(d.get("env"), _PRESETS)
+        base = presets[d["preset"]]() if d.get("preset") in presets else PipelineConfig()
         return PipelineConfig(
             env=d["env"], env_backend=d.get("env_backend", "gymnasium"), preset=d["preset"], collect=CollectConfig(**d["collect"]), vae=VAEConfig(**d["vae"]),
             rnn=RNNConfig(**d["rnn"]), controller=ControllerConfig(**d["controller"]),

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .rollout.episodes import EpisodeRequest
-from .rollout.pool import RealEvalError, Task, WorkerPool, WorkerSpec, agent_spec, run_requests
+from .rollout.pool import RealEvalError, Task, WorkerPool, WorkerSpec, agent_spec, run_requests, short_event
 
 __all__ = ["RealEvalError", "RealEvaluator", "agent_spec", "format_duration", "projected_seconds", "rollout_seed"]
 
@@ -81,8 +81,7 @@ class RealEvaluator:
                 self.steps_done += int(out["steps"])
                 self.episodes_done += 1
         if np.isnan(returns).all():
-            raise RealEvalError("every real episode of this call failed; last events:\n" +
-                                "\n".join(report["events"][-3:]))
+            raise RealEvalError("every real episode of this call failed; last: " + short_event(report["events"][-1]))
         done = ~np.isnan(returns)
         means = np.where(done.any(1), np.nansum(returns, 1) / np.maximum(done.sum(1), 1), np.nan)
         empty = np.flatnonzero(np.isnan(means))

@@ -1,4 +1,4 @@
-"""Atomic files, checkpoints and the errors raised for bad files on disk.
+"""Atomic files, strict JSON and checkpoints.
 
 Everything written by a long job goes through a temporary file and `os.replace`, so a
 kill at any moment leaves either the old file or the new one, never half of one.
@@ -16,24 +16,13 @@ from pathlib import Path
 from typing import Any
 
 
-class WmFastError(RuntimeError):
-    """Base class of the errors this library raises for bad files or input."""
-
-
-class CorruptShardError(WmFastError):
-    """An episode shard (or latent file) is unreadable or has inconsistent arrays."""
-
-
-class CheckpointError(WmFastError):
-    """A checkpoint is missing, truncated, from another model, or holds non-finite values."""
-
-
-class MissingStageError(WmFastError):
-    """A stage needs the output of an earlier stage that is not in the run directory."""
-
-
-class InsufficientDiskSpaceError(WmFastError):
-    """The data a command would write does not fit in the free space of the target disk."""
+from .errors import (  # noqa: F401  (re-exported: they used to live here)
+    CheckpointError,
+    CorruptShardError,
+    InsufficientDiskSpaceError,
+    MissingStageError,
+    WmFastError,
+)
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:

@@ -4,7 +4,9 @@ Loss per batch (masked means over valid steps):
     nll / Z                                   per-dim nats of z_{t+1} under the mixture
   + reward_weight * MSE(reward_t, rewards[t])
   + done_weight * BCEWithLogits(done_t, dones[t], pos_weight=done_pos_weight)
+  + mean_mse_weight * MSE(mixture mean, z_{t+1})   (an anchor for the mixture; 0: off)
 with z = mu + exp(logvar / 2) * eps sampled afresh each batch from V's stored posterior.
+done_pos_weight <= 0 means balanced: (steps that are not ends) / (ends) in the training data.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .config import RNNConfig
-from .mdnrnn import MDNOutput, MDNRNN, mdn_nll
+from .mdnrnn import MDNOutput, MDNRNN, mdn_nll, mixture_mean
+from .records import refuse_changed
 from .sequences import LatentEpisodes, SequenceSampler, sample_z
 from .storage import CheckpointError, WmFastError, load_checkpoint, save_checkpoint
 
@@ -37,6 +40,7 @@ def rnn_losses(
     reward_weight: float = 1.0,
     done_weight: float = 1.0,
     done_pos_weight: float = 1.0,
+    mean_mse_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """M's loss terms for one batch.
 
@@ -44,7 +48,8 @@ def rnn_losses(
         out: MDNOutput with leading (L, B).
         z_next: (L, B, Z) targets z_{t+1};  rewards, dones, mask: (L, B).
     Returns:
-        dict of scalars: "loss" (weighted sum), "nll" (per-dim nats), "reward_mse", "done_bce".
+        dict of scalars: "loss" (weighted sum), "nll" (per-dim nats), "reward_mse", "done_bce",
+        "mean_mse" (MSE of the mixture mean, per dim).
     """
     n = mask.sum().clamp_min(1.0)
     z_dim = z_next.shape[-1]
@@ -53,8 +58,9 @@ def rnn_losses(
     pos = torch.as_tensor(done_pos_weight, dtype=out.done_logit.dtype, device=out.done_logit.device)
     bce = F.binary_cross_entropy_with_logits(out.done_logit, dones, pos_weight=pos, reduction="none")
     bce = (bce * mask).sum() / n
-    loss = nll + reward_weight * mse + done_weight * bce
-    return {"loss": loss, "nll": nll, "reward_mse": mse, "done_bce": bce}
+    mean_mse = (((mixture_mean(out, layout) - z_next) ** 2).mean(-1) * mask).sum() / n
+    loss = nll + reward_weight * mse + done_weight * bce + mean_mse_weight * mean_mse
+    return {"loss": loss, "nll": nll, "reward_mse": mse, "done_bce": bce, "mean_mse": mean_mse}
 
 
 def _arch_of(state: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -134,9 +140,8 @@ def train_rnn(
     if path.exists():
         state = load_checkpoint(path, required=("model", "optimizer", "epoch", "history", "torch_rng") + ARCH_KEYS)
         old = _arch_of(state, path)
-        if old != arch:
-            raise CheckpointError(f"checkpoint {path} holds an MDNRNN {old}, but this run asks for {arch}; "
-                                  f"use another output folder or the same settings")
+        refuse_changed(old, arch, f"checkpoint {path} (an MDNRNN)", "use another output folder or the same settings",
+                       error=CheckpointError)
         model = _build(state, path).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         try:
@@ -150,12 +155,15 @@ def train_rnn(
 
     sampler = SequenceSampler(episodes, cfg.seq_len, cfg.batch_size, cfg.seed)
     pos_weight = cfg.done_pos_weight
+    if pos_weight <= 0:  # balanced
+        ends = float(episodes.dones.sum())
+        pos_weight = (len(episodes.dones) - ends) / ends if ends > 0 else 1.0
     bar = tqdm(total=max(cfg.epochs - start, 0) * len(sampler), disable=not progress, desc="M", unit="batch")
     try:
         for epoch in range(start, cfg.epochs):
             model.train()
             t0 = time.perf_counter()
-            sums = {"loss": 0.0, "nll": 0.0, "reward_mse": 0.0, "done_bce": 0.0, "grad_norm": 0.0}
+            sums = {"loss": 0.0, "nll": 0.0, "reward_mse": 0.0, "done_bce": 0.0, "mean_mse": 0.0, "grad_norm": 0.0}
             n_batches = 0
             for batch in sampler.epoch(epoch):
                 z = sample_z(batch.mu, batch.logvar)  # CPU global RNG: reproducible on resume
@@ -163,7 +171,7 @@ def train_rnn(
                 z = z.to(device)
                 out, _ = model(z[:-1], batch.actions)
                 terms = rnn_losses(out, z[1:], batch.rewards, batch.dones, batch.mask, cfg.layout,
-                                   cfg.reward_weight, cfg.done_weight, pos_weight)
+                                   cfg.reward_weight, cfg.done_weight, pos_weight, cfg.mean_mse_weight)
                 loss = terms["loss"]
                 if not torch.isfinite(loss):
                     raise WmFastError(f"M's loss became {loss.item()} in epoch {epoch + 1}; "

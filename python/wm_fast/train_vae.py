@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .config import VAEConfig
 from .data import FrameStream, count_frames
 from .shards import load_episode
+from .records import refuse_changed
 from .storage import CheckpointError, WmFastError, atomic_write_bytes, load_checkpoint, save_checkpoint
 from .vae import ConvVAE, frames_to_tensor, vae_loss
 
@@ -80,17 +81,9 @@ def _summary(history: list[dict[str, float]], resumed_from: int) -> dict[str, An
 
 def _check_same_config(path: Path, stored: dict[str, Any], cfg: VAEConfig) -> None:
     """A checkpoint may be continued with more epochs, but not with other settings."""
-    now = dataclasses.asdict(cfg)
-    diff = [
-        f"{k}: {stored.get(k)!r} in the checkpoint, {v!r} now"
-        for k, v in now.items()
-        if k != "epochs" and stored.get(k) != v
-    ]
-    if diff:
-        raise CheckpointError(
-            f"checkpoint {path} was trained with other settings ({'; '.join(diff)}); "
-            "use the same settings, another output folder, or delete the checkpoint"
-        )
+    now = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "epochs"}
+    refuse_changed({k: stored.get(k) for k in now}, now, f"checkpoint {path}",
+                   "use the same settings, another output folder, or delete the checkpoint", error=CheckpointError)
 
 
 def train_vae(

@@ -33,6 +33,8 @@ from torch import nn
 
 from ..config import ConfigError
 from ..envs.cartpole import ACTION_DIM, MAX_STEPS, STATE_DIM, make_env
+from ..provenance import git_commit
+from ..records import refuse_changed
 from ..storage import atomic_write_bytes, atomic_write_json, dumps_json, load_checkpoint, read_json, save_checkpoint
 from ..threads import torch_threads
 
@@ -195,16 +197,14 @@ def train_dqn(run_dir: Path | str, cfg: DQNConfig, progress: bool = True, log=pr
 
 
 def _train_dqn(run_dir: Path, cfg: DQNConfig, progress: bool, log) -> dict[str, Any]:
-    from ..pipeline import git_commit
-
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     summary_path = run_dir / SUMMARY
     if summary_path.exists():
         old = read_json(summary_path)
         same = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "threads"}
-        if {k: v for k, v in old.get("config", {}).items() if k != "threads"} != same:
-            raise ConfigError(f"{summary_path} holds a DQN run with other settings; use another --run-dir")
+        refuse_changed({k: v for k, v in old.get("config", {}).items() if k != "threads"}, same,
+                       f"the DQN run in {summary_path}", "use another --run-dir")
         return old
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
@@ -290,8 +290,6 @@ def load_qnetwork(path: Path | str) -> QNetwork:
 def evaluate_dqn(run_dir: Path | str, episodes: int = 100, seed_start: int = 10_000_000,
                  out_name: str | None = "evaluate.json") -> dict[str, Any]:
     """Score RUN_DIR/dqn.pt greedily on env seeds seed_start .. seed_start+episodes-1 (writes out_name)."""
-    from ..pipeline import git_commit
-
     run_dir = Path(run_dir)
     t0 = time.perf_counter()
     returns = play_greedy(load_qnetwork(run_dir / CHECKPOINT), np.arange(seed_start, seed_start + episodes))
@@ -304,5 +302,14 @@ def evaluate_dqn(run_dir: Path | str, episodes: int = 100, seed_start: int = 10_
     return result
 
 
-__all__ = ["DQNConfig", "QNetwork", "ReplayBuffer", "evaluate_dqn", "get_config", "load_qnetwork", "tiny_config",
+def evaluate_cli(run_dir: Path | str, episodes: int | None = None, seed_start: int | None = None) -> dict[str, Any]:
+    """`wm-fast evaluate --run-dir D` for a DQN run (D/dqn.pt): 100 episodes from seed 10,000,000 by default."""
+    result = evaluate_dqn(run_dir, 100 if episodes is None else episodes,
+                          10_000_000 if seed_start is None else seed_start)
+    print(dumps_json({"stage": "evaluate", "env": "cartpole", "method": "dqn", "run_dir": str(run_dir),
+                      "metrics": {k: v for k, v in result.items() if not isinstance(v, (list, dict))}}, indent=1))
+    return result
+
+
+__all__ = ["DQNConfig", "QNetwork", "ReplayBuffer", "evaluate_cli", "evaluate_dqn", "get_config", "load_qnetwork", "tiny_config",
            "train_dqn"]

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable
 
-import numpy as np
 
-from ..config import ConfigError
+from ..errors import ConfigError
+from .base import Env
 
 if TYPE_CHECKING:
     from .vec import VecEnv
@@ -63,29 +63,6 @@ _REGISTRY: dict[str, EnvSpec] = {
 }
 
 
-class Env(Protocol):
-    """What the rest of wm_fast expects from an environment.
-
-    Frames are (64, 64, 3) uint8 RGB; actions are (action_dim,) float32 within
-    [action_low, action_high]. (CartPole's observations are its (4,) float32 state instead:
-    it has no V; see wm_fast.cartpole.)
-    """
-
-    name: str
-    action_dim: int
-    action_low: np.ndarray
-    action_high: np.ndarray
-    max_steps: int
-
-    def reset(self, seed: int) -> np.ndarray: ...
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool]: ...
-
-    def render(self) -> np.ndarray: ...
-
-    def close(self) -> None: ...
-
-
 def names() -> tuple[str, ...]:
     """The registered environment names."""
     return tuple(_REGISTRY)
@@ -121,15 +98,6 @@ def check_backend(name: str, backend: str) -> None:
                           f"{', '.join(_REGISTRY[name].factories)}")
     if name not in _REGISTRY and backend != "gymnasium":
         raise ConfigError(f"a 'module:function' environment ({name!r}) runs on the gymnasium backend only")
-
-
-def check_pixel_pipeline(name: str) -> None:
-    """Raise ConfigError if `name` is a registered env that the pixel pipeline does not serve."""
-    check(name)
-    if name in _REGISTRY and _REGISTRY[name].observation == "state":
-        raise ConfigError(f"environment {name!r} has no pixel frames for V, so the V/M/C pixel pipeline (run, "
-                          f"collect, train-vae, encode, train-rnn, train-controller, iterate) does not apply to "
-                          f"it yet; use `wm-fast {name} --run-dir D`")
 
 
 def factory(name: str, backend: str = "gymnasium") -> Callable[..., Env]:

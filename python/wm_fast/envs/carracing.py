@@ -204,7 +204,7 @@ def require_envpool():
     try:
         import envpool
     except ImportError as e:
-        from ..config import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError("the envpool backend needs EnvPool, an optional extra (~600 MB): "
                           "pip install 'wm-fast[envpool]'") from e

@@ -72,7 +72,8 @@ class CartPole:
         self.max_steps = int(max_steps)
         self.action_low = np.zeros(ACTION_DIM, dtype=np.float32)
         self.action_high = np.ones(ACTION_DIM, dtype=np.float32)
-        self._env = gym.make("CartPole-v1", render_mode=render_mode, max_episode_steps=self.max_steps,
+        # rgb_array always: gymnasium draws a frame only when render() is called, so videos just work.
+        self._env = gym.make("CartPole-v1", render_mode="rgb_array", max_episode_steps=self.max_steps,
                              disable_env_checker=True)
         self.steps = 0
         self.state: np.ndarray | None = None
@@ -93,9 +94,7 @@ class CartPole:
         return self.state, float(reward), bool(terminated), truncated
 
     def render(self) -> np.ndarray:
-        """An RGB frame (400, 600, 3) uint8; needs render_mode="rgb_array"."""
-        if self._env.render_mode != "rgb_array":
-            raise RuntimeError("make the env with render_mode='rgb_array' to render frames")
+        """An RGB frame (400, 600, 3) uint8."""
         return self._env.render()
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import Env
+from .base import Env
 
 
 class VecEnv:

@@ -24,6 +24,8 @@ from ..mdnrnn import MDNRNN
 
 BLOCK = 4
 """Rows per forward pass of V, M and C (see the module docstring)."""
+STATE_LOGVAR = -20.0
+"""log sigma^2 stored with a state env's z: M trains on z sampled from it, the state to within 5e-5."""
 NOISE_STREAM = 0x1D1E
 """Mixed into an episode's seed for its exploration-noise generator."""
 

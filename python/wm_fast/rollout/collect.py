@@ -1,7 +1,8 @@
 """Random-policy data collection into episode shards: parallel, resumable, checked.
 
 `collect` writes episode i (env seed `cfg.seed + i`) to `out_dir/episode_{i:06d}.npz` in the
-shard format of `wm_fast.shards`. Episodes run on the worker pool (`rollout.pool`; in this
+shard format of `wm_fast.shards` (for a state env such as CartPole, a latent file: its
+normalized state is z). Episodes run on the worker pool (`rollout.pool`; in this
 process when `cfg.workers == 1`), each worker stepping a VecEnv of `cfg.envs_per_worker`
 slots with one random policy per slot, and each worker writes its shards atomically. So a run
 killed at any moment (even `kill -9`) keeps every finished episode; the next call checks the
@@ -21,21 +22,18 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .. import envs
-from ..config import CollectConfig, ConfigError
+from ..config import CollectConfig
 from ..shards import check_disk_space, episode_name, list_episodes, shard_problem
-from ..storage import WmFastError, atomic_write_json, read_json
+from ..errors import CollectError, ConfigError
+from ..records import record_or_check
 from .episodes import EpisodeRequest
 from .policies import POLICY_NAMES
-from .pool import RealEvalError, WorkerPool, WorkerSpec, run_requests, share
+from .pool import RealEvalError, WorkerPool, WorkerSpec, run_requests, share, short_event
 
 _TEMP_GLOB = ".episode_*.npz.*.tmp"  # what storage.atomic_write_bytes leaves behind if killed
 META_NAME = "collect.json"
 """Settings the episodes in a folder were collected with (checked when resuming)."""
 _LOCK_NAME = ".collect.lock"
-
-
-class CollectError(WmFastError):
-    """Collection failed: an episode raised, a worker died, or the folder is in use."""
 
 
 @contextlib.contextmanager
@@ -58,21 +56,11 @@ def folder_lock(folder: Path) -> Iterator[None]:
 
 
 def _check_meta(folder: Path, cfg: CollectConfig, env_name: str, env_backend: str) -> None:
-    """Record the settings in `folder/collect.json`, or check them against the recorded ones."""
+    """Record the settings in `folder/collect.json`, or refuse others than the recorded ones."""
     meta = {"env": env_name, "policy": cfg.policy, "max_steps": cfg.max_steps, "seed": cfg.seed}
     if env_backend != "gymnasium":  # folders made before backends existed hold gymnasium episodes
         meta["env_backend"] = env_backend
-    path = folder / META_NAME
-    if not path.exists():
-        atomic_write_json(path, meta)
-        return
-    old = read_json(path)
-    diff = {k: (old.get(k), meta.get(k)) for k in set(meta) | set(old) if old.get(k) != meta.get(k)}
-    if diff:
-        what = ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in sorted(diff.items()))
-        raise ConfigError(
-            f"{folder} holds episodes collected with {what}; use another folder or the same settings"
-        )
+    record_or_check(folder / META_NAME, meta, f"the episodes in {folder}", "use another folder or the same settings")
 
 
 def remove_temp_files(folder: Path | str) -> int:
@@ -123,13 +111,17 @@ def collect(
         _check_meta(out_dir, cfg, env_name, env_backend)
         removed = remove_temp_files(out_dir)
         existing = list_episodes(out_dir)
-        broken = {i: why for i, p in existing.items() if i < cfg.episodes and (why := shard_problem(p)) is not None}
+        facts = envs.facts(env_name)
+        kind = "episode" if facts.observation == "frames" else "latents"
+        broken = {i: why for i, p in existing.items()
+                  if i < cfg.episodes and (why := shard_problem(p, kind)) is not None}  # type: ignore[arg-type]
         for i, why in sorted(broken.items()):
             log(f"[wm-fast] collect: {existing[i]} is unusable ({why}); collecting episode {i} again")
             existing[i].unlink()
         missing = [i for i in range(cfg.episodes) if i not in existing or i in broken]
         skipped = cfg.episodes - len(missing)
-        estimated = check_disk_space(out_dir, len(missing), cfg.max_steps + 1, action_dim=envs.facts(env_name).action_dim)
+        estimated = (check_disk_space(out_dir, len(missing), cfg.max_steps + 1, action_dim=facts.action_dim)
+                     if kind == "episode" else 0)
         requests = [EpisodeRequest(cfg.seed + i, keep=True) for i in missing]
         shards = [str(out_dir / episode_name(i)) for i in missing]
         workers, slots = share(max(len(missing), 1), cfg.workers, cfg.envs_per_worker)
@@ -159,10 +151,8 @@ def collect(
                                        "rerun to collect the rest") from e
             failed = [missing[k] for k, r in enumerate(results) if r is None]
             if failed:
-                lines = [x for x in report["events"][-1].splitlines() if x.strip()]
-                why = lines[0] + (f" ... {lines[-1].strip()}" if len(lines) > 1 else "")
-                raise CollectError(f"episodes {failed} failed on every try ({why}); finished episodes are kept: "
-                                   "rerun to collect the rest")
+                raise CollectError(f"episodes {failed} failed on every try ({short_event(report['events'][-1])}); "
+                                   "finished episodes are kept: rerun to collect the rest")
         seconds = time.perf_counter() - start
     done = stats["done"]
     per_s = 1.0 / seconds if seconds > 0 else 0.0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import ConfigError
+from ..errors import ConfigError
 
 POLICY_NAMES = ("iid", "brownian", "held")
 _POLICY_STREAM = 0x5EED_A17  # mixed into the policy seed so it differs from the env's stream

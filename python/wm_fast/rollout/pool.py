@@ -43,16 +43,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..storage import WmFastError
+import numpy as np
+
+from ..errors import RealEvalError
 from .episodes import EpisodeRequest, RandomActor, run_episodes
 
 log = logging.getLogger("wm_fast.pool")
 
 BACKENDS = ("local", "ray", "inline")
-
-
-class RealEvalError(WmFastError):
-    """Real-environment episodes could not be run: workers cannot start, or every try failed."""
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -155,7 +153,7 @@ class WorkerCore:
         if task.kind == "episodes":
             results = run_episodes(self.vec, task.episodes, self.actor)
             for i, path in enumerate(task.shards or []):
-                results[i] = _write_shard(path, results[i])
+                results[i] = _write_shard(path, results[i], self.spec.env_name)
             out = {"episodes": results}
         elif task.kind == "probe":
             first = task.episodes[0]
@@ -176,12 +174,22 @@ class WorkerCore:
             self.vec.close()
 
 
-def _write_shard(path: str, episode: dict[str, Any]) -> dict[str, Any]:
-    """Write a kept episode as a shard (shards.py); returns its numbers without the arrays."""
-    from ..shards import save_episode
+def _write_shard(path: str, episode: dict[str, Any], env_name: str) -> dict[str, Any]:
+    """Write a kept episode (shards.py) and return its numbers without the arrays: an episode shard
+    of frames, or for a state env a latent file straight away (z = the normalized state, tiny logvar)."""
+    from ..shards import save_episode, save_latents
 
-    save_episode(path, frames=episode["observations"], actions=episode["actions"], rewards=episode["rewards"],
-                 terminated=episode["terminated"], truncated=episode["truncated"], seed=episode["seed"])
+    obs = episode["observations"]
+    if obs.ndim == 4:
+        save_episode(path, frames=obs, actions=episode["actions"], rewards=episode["rewards"],
+                     terminated=episode["terminated"], truncated=episode["truncated"], seed=episode["seed"])
+    else:
+        from ..encode import episode_dones
+        from .agent import STATE_LOGVAR, state_encoder
+
+        mu = state_encoder(env_name)(obs).numpy()
+        save_latents(path, mu, np.full_like(mu, STATE_LOGVAR), episode["actions"], episode["rewards"],
+                     episode_dones(len(episode["rewards"]), episode["terminated"]), episode["seed"])
     return {k: v for k, v in episode.items() if k not in ("observations", "actions", "rewards")}
 
 
@@ -645,6 +653,12 @@ class WorkerPool:
 
 
 
+def short_event(event: str) -> str:
+    """A fault event in one line: its first line and, for a traceback, the exception's last line."""
+    lines = [x for x in event.splitlines() if x.strip()]
+    return lines[0] + (f" ... {lines[-1].strip()}" if len(lines) > 1 else "") if lines else event
+
+
 def share(episodes: int, workers: int, envs_per_worker: int) -> tuple[int, int]:
     """(workers, env slots per worker) for `episodes` episodes: every worker gets some, at most
     `envs_per_worker` slots each (an episode's result depends on neither)."""
@@ -656,7 +670,7 @@ def run_requests(pool: WorkerPool, requests: list[EpisodeRequest], shards: list[
                  label: Callable[[int], str] = lambda i: f"episode {i}",
                  on_episode: Callable[[int, dict[str, Any]], None] | None = None,
                  ) -> tuple[list[dict[str, Any] | None], dict[str, Any]]:
-    """Run `requests` on `pool`, in batches of up to 2 x the workers' env slots.
+    """Run `requests` on `pool`, in batches of the workers' env slots (one wave each, so progress shows).
 
     A batch given up after the pool's attempts is tried again one episode per task, so an
     episode that always fails costs only itself. Returns (one result per request, None where
@@ -665,7 +679,7 @@ def run_requests(pool: WorkerPool, requests: list[EpisodeRequest], shards: list[
     for each episode as its batch comes back.
     """
     n = len(requests)
-    per_task = max(1, min(2 * pool.spec.num_envs, -(-n // pool.workers)))
+    per_task = max(1, min(pool.spec.num_envs, -(-n // pool.workers)))
     results: list[dict[str, Any] | None] = [None] * n
     report: dict[str, Any] = {}
     todo = list(range(n))
