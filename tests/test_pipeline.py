@@ -71,7 +71,7 @@ def test_evaluate_command_with_other_seeds(tiny_run):
     (("train-rnn", "--run-dir", "X", "--preset", "tiny"), "train-rnn needs latent files"),
     (("collect", "--run-dir", "X", "--preset", "tiny", "--episodes", "0"), "collect.episodes must be positive"),
     (("collect", "--run-dir", "X", "--env", "cartpole", "--preset", "paper"), "unknown preset 'paper' for cartpole"),
-    (("collect", "--run-dir", "X", "--preset", "tiny", "--env-backend", "gym"), "--env-backend"),
+    (("collect", "--run-dir", "X", "--preset", "tiny", "--env-backend", "gym"), "unknown env backend 'gym'"),
 ])
 def test_cli_errors_are_clear(tmp_path, args, message):
     proc = wm_fast(*args, cwd=tmp_path)
@@ -145,3 +145,24 @@ def test_git_commit_dirty_only_for_code(tmp_path):
     assert git_commit(pkg) == clean
     (pkg / "threads.py").write_text("x = 2\n")
     assert git_commit(pkg) == clean + "-dirty"
+
+
+def test_every_config_field_is_a_flag_with_the_runs_value_as_default(tiny_run, capsys):
+    """The CLI's options come from the config dataclasses, defaults from the run's config.json."""
+    import dataclasses
+
+    from wm_fast.cli import main
+    from wm_fast.config import RNNConfig
+
+    run_dir, _ = tiny_run
+    with pytest.raises(SystemExit):
+        main(["train-rnn", "--run-dir", str(run_dir), "--help"])
+    text = capsys.readouterr().out
+    for f in dataclasses.fields(RNNConfig):
+        assert f"--{f.name.replace('_', '-')}" in text, f.name
+    assert "(default: 32)" in text  # the tiny run's rnn.hidden, not the class default 256
+    assert "Mixture components K." in text  # the field's docstring is its help
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    assert "--collect.episodes" in text and "--iterate.run-rounds" in text

@@ -212,7 +212,7 @@ def test_real_mode_through_local_workers(local_real_run):
 @needs_ray
 def test_real_mode_through_ray_gives_the_same_generations(local_real_run, tiny_run_dir, tmp_path):
     copy_run(tiny_run_dir, tmp_path / "D")
-    proc = wm_fast("train-controller", "--run-dir", "D", "--mode", "real", "--backend", "ray", "--workers", "2",
+    proc = wm_fast("train-controller", "--run-dir", "D", "--mode", "real", "--real.backend", "ray", "--real.workers", "2",
                    "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ray_log = read_log(tmp_path / "D" / "controller_real" / "log.jsonl")
@@ -221,14 +221,17 @@ def test_real_mode_through_ray_gives_the_same_generations(local_real_run, tiny_r
         assert (a["best"], a["mean"], a["worst"], a["sigma"]) == (b["best"], b["mean"], b["worst"], b["sigma"])
 
 
-def test_old_backend_values_get_a_hint(tiny_run_dir, tmp_path):
+def test_a_dream_backend_given_as_the_real_backend_names_the_choices(tiny_run_dir, tmp_path):
     copy_run(tiny_run_dir, tmp_path / "D")
-    proc = wm_fast("train-controller", "--run-dir", "D", "--mode", "real", "--backend", "cpp", cwd=tmp_path)
-    assert proc.returncode == 2 and "--dream-backend" in proc.stderr
+    proc = wm_fast("train-controller", "--run-dir", "D", "--mode", "real", "--real.backend", "cpp", cwd=tmp_path)
+    assert proc.returncode == 2 and "'local', 'ray'" in proc.stderr and "Traceback" not in proc.stderr
+    help_text = wm_fast("train-controller", "--run-dir", "D", "--help", cwd=tmp_path).stdout
+    assert "--controller.backend" in help_text and "--real.backend" in help_text
 
 
 def test_kill_9_then_rerun_ends_with_the_uninterrupted_result(tiny_run_dir, tmp_path):
-    args = ("train-controller", "--run-dir", "D", "--generations", "40", "--eval-every", "10", "--quiet")
+    args = ("train-controller", "--run-dir", "D", "--controller.generations", "40", "--controller.eval-every", "10",
+            "--quiet")
     straight = copy_run(tiny_run_dir, tmp_path / "straight" / "D", keep_controller=False)
     assert wm_fast(*args, cwd=straight.parent).returncode == 0
 

@@ -199,8 +199,9 @@ def _log_lines(path: Path) -> int:
 @pytest.mark.slow
 def test_train_controller_killed_3_times_ends_bit_identical(tiny_run_dir, tmp_path):
     generations = 24
-    args = ("-m", "wm_fast", "train-controller", "--run-dir", "D", "--generations", str(generations),
-            "--popsize", "16", "--rollouts", "2", "--eval-every", "8", "--eval-rollouts", "8", "--quiet")
+    args = ("-m", "wm_fast", "train-controller", "--run-dir", "D", "--controller.generations",
+            str(generations), "--controller.popsize", "16", "--controller.rollouts", "2", "--controller.eval-every", "8",
+            "--controller.eval-rollouts", "8", "--quiet")
     straight = _controller_run(tiny_run_dir, tmp_path / "straight" / "D")
     done = subprocess.run([sys.executable, *args], cwd=straight.parent, env=_wm_fast_env(),
                           capture_output=True, text=True, timeout=300)

@@ -1,29 +1,51 @@
-"""`wm-fast <stage>`: the command line, one subcommand per stage plus `run` for all of them.
+"""`wm-fast <command>`: the command line, one subcommand per stage plus `run` for all of them.
 
-Every subcommand takes `--run-dir`. The config comes from `--preset` (and `--env`) when
-given, else from the run directory's config.json, else the `quick` preset; a few common
-fields can be overridden per command. Set WM_FAST_DEBUG=1 to see tracebacks of errors.
+Options come from the config dataclasses (config.py), not copied by hand: every field of the
+sections a command reads is a flag whose help is the field's docstring, and whose default is
+the value this run would use: the run directory's config.json, else the preset (`--preset`,
+`--env`). A command that reads one section takes its fields as plain flags
+(`wm-fast collect --episodes 40`, `wm-fast evaluate --episodes 100 --seed-start S`); one that
+reads several names them (`wm-fast train-controller --controller.generations 5 --real.workers 8`,
+`wm-fast run --preset quick --rnn.epochs 10`). `wm-fast <command> --help` lists them all.
+Errors are one line and exit status 2; set WM_FAST_DEBUG=1 to see tracebacks.
 """
 
 from __future__ import annotations
 
+import argparse
+import copy
+import dataclasses
+import functools
+import inspect
 import os
 import sys
+import typing
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Annotated, Any, Callable, Literal, Optional
 
-from .config import ConfigError, PipelineConfig, get_preset
-from .storage import WmFastError, dumps_json
+import tyro
+
+from .config import (CollectConfig, ControllerConfig, EvalConfig, IterateConfig, PipelineConfig, RealConfig,
+                     RNNConfig, VAEConfig, get_preset, validate)
+from .errors import ConfigError, WmFastError
+from .storage import dumps_json
+
+Flat = tyro.conf.OmitArgPrefixes
+"""A section whose fields are plain flags (`--episodes`, not `--collect.episodes`)."""
+EnvBackend = Literal["gymnasium", "envpool"]
+SECTIONS = {CollectConfig: "collect", VAEConfig: "vae", RNNConfig: "rnn", ControllerConfig: "controller",
+            EvalConfig: "evaluate", RealConfig: "real", IterateConfig: "iterate"}
+"""Config dataclass -> its PipelineConfig field: a command parameter of one of these types gets
+the run's section as its default (see `main`)."""
 
 
 def _config(run_dir: Path, env: Optional[str], preset: Optional[str],
             env_backend: Optional[str] = None) -> PipelineConfig:
+    """The config a command starts from: the preset when given (or no run yet), else the run's."""
     saved = run_dir / "config.json"
     if preset is not None or not saved.exists():
         cfg = get_preset(preset or "quick", env or "carracing")
         if env_backend is not None:
-            from .config import validate
-
             cfg.env_backend = env_backend  # type: ignore[assignment]
             validate(cfg)
         return cfg
@@ -38,13 +60,11 @@ def _config(run_dir: Path, env: Optional[str], preset: Optional[str],
     return cfg
 
 
-def _stage(name: str, run_dir: Path, env: Optional[str], preset: Optional[str], quiet: bool,
-           call: Optional[dict[str, Any]] = None, method: Optional[str] = None, env_backend: Optional[str] = None,
-           **overrides: dict[str, Any]) -> dict[str, Any]:
-    from .pipeline import Run, replace
+def _stage(name: str, run_dir: Path, cfg: PipelineConfig, quiet: bool, call: Optional[dict[str, Any]] = None,
+           method: Optional[str] = None) -> dict[str, Any]:
+    from .pipeline import Run
 
-    cfg = replace(_config(run_dir, env, preset, env_backend),
-                  **{k: {f: v for f, v in d.items() if v is not None} for k, d in overrides.items()})
+    validate(cfg)
     run = Run(run_dir, cfg, progress=not quiet, save_config=not (run_dir / "config.json").exists())
     metrics = getattr(run, method or name.replace("-", "_"))(**(call or {}))
     print(dumps_json({"stage": name, "run_dir": str(run_dir), "metrics": _short(metrics)}, indent=1))
@@ -55,11 +75,18 @@ def _short(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}
 
 
-def run(run_dir: Path, env: str = "carracing", preset: str = "quick",
-        env_backend: Literal["gymnasium", "envpool"] = "gymnasium", quiet: bool = False) -> None:
+def _from_run(run_dir: Path, env: Optional[str], preset: Optional[str], env_backend: Optional[str] = None,
+              **sections: Any) -> PipelineConfig:
+    return dataclasses.replace(_config(run_dir, env, preset, env_backend), **sections)
+
+
+def run(run_dir: Path, collect: CollectConfig, vae: VAEConfig, rnn: RNNConfig, controller: ControllerConfig,
+        evaluate: EvalConfig, real: RealConfig, iterate: IterateConfig, env: str = "carracing",
+        preset: str = "quick", env_backend: EnvBackend = "gymnasium", quiet: bool = False) -> None:
     """Run every stage in order (collect, train-vae, encode, train-rnn, train-controller, evaluate).
 
-    Stages already complete in the run directory are skipped; interrupted ones resume.
+    Stages already complete in the run directory are skipped; interrupted ones resume. Any
+    field of the preset can be changed, e.g. --collect.episodes 40.
 
     Args:
         run_dir: Run directory (created if missing).
@@ -70,52 +97,40 @@ def run(run_dir: Path, env: str = "carracing", preset: str = "quick",
     """
     from .pipeline import Run
 
-    cfg = get_preset(preset, env)
-    cfg.env_backend = env_backend
+    cfg = PipelineConfig(env=env, env_backend=env_backend, preset=preset, collect=collect, vae=vae, rnn=rnn,
+                         controller=controller, evaluate=evaluate, real=real, iterate=iterate)
+    validate(cfg)
     results = Run(run_dir, cfg, progress=not quiet).run_all()
     ev = results.get("evaluate", {})
     print(f"[wm-fast] done: real mean return {ev.get('mean', float('nan')):.1f} ± {ev.get('std', float('nan')):.1f} "
           f"over {len(ev.get('returns', []))} episodes; see {run_dir}/evaluate.json")
 
 
-def collect(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = None,
-            episodes: Optional[int] = None, max_steps: Optional[int] = None,
-            policy: Optional[str] = None, workers: Optional[int] = None, envs_per_worker: Optional[int] = None,
-            seed: Optional[int] = None, env_backend: Optional[Literal["gymnasium", "envpool"]] = None,
-            quiet: bool = False) -> None:
+def collect(run_dir: Path, collect: Annotated[CollectConfig, Flat], env: Optional[str] = None,
+            preset: Optional[str] = None, env_backend: Optional[EnvBackend] = None, quiet: bool = False) -> None:
     """Collect random-policy episodes into RUN_DIR/episodes (resumable after a kill).
 
     Args:
         run_dir: Run directory.
         env: Environment (default: the run's, else carracing).
         preset: Preset for the defaults (default: the run's config, else quick).
-        episodes: Number of episodes.
-        max_steps: Steps per episode at most.
-        policy: brownian, iid or held.
-        workers: Worker processes (default: the cores).
-        envs_per_worker: Env slots each worker steps as one batch.
-        seed: Episode i uses env seed seed+i.
         env_backend: gymnasium or envpool (a new run only: a run never mixes backends).
         quiet: No progress bars.
     """
-    _stage("collect", run_dir, env, preset, quiet, env_backend=env_backend, collect=dict(
-        episodes=episodes, max_steps=max_steps, policy=policy, workers=workers, envs_per_worker=envs_per_worker,
-        seed=seed))
+    _stage("collect", run_dir, _from_run(run_dir, env, preset, env_backend, collect=collect), quiet)
 
 
-def train_vae(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = None,
-              epochs: Optional[int] = None, batch_size: Optional[int] = None, quiet: bool = False) -> None:
+def train_vae(run_dir: Path, vae: Annotated[VAEConfig, Flat], env: Optional[str] = None,
+              preset: Optional[str] = None, quiet: bool = False) -> None:
     """Train V (the ConvVAE) on RUN_DIR/episodes (checkpoint every epoch, resumable).
 
     Args:
         run_dir: Run directory.
         env: Environment (default: the run's).
         preset: Preset for the defaults (default: the run's config, else quick).
-        epochs: Passes over the frames.
-        batch_size: Frames per batch.
         quiet: No progress bars.
     """
-    _stage("train-vae", run_dir, env, preset, quiet, vae=dict(epochs=epochs, batch_size=batch_size))
+    _stage("train-vae", run_dir, _from_run(run_dir, env, preset, vae=vae), quiet)
 
 
 def encode(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = None, quiet: bool = False) -> None:
@@ -127,154 +142,95 @@ def encode(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = Non
         preset: Preset for the defaults (default: the run's config, else quick).
         quiet: No progress bars.
     """
-    _stage("encode", run_dir, env, preset, quiet)
+    _stage("encode", run_dir, _from_run(run_dir, env, preset), quiet)
 
 
-def train_rnn(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = None,
-              epochs: Optional[int] = None, layout: Optional[str] = None, quiet: bool = False) -> None:
+def train_rnn(run_dir: Path, rnn: Annotated[RNNConfig, Flat], env: Optional[str] = None,
+              preset: Optional[str] = None, quiet: bool = False) -> None:
     """Train M (the MDN-RNN) on RUN_DIR/latents (checkpoint every epoch, resumable).
 
     Args:
         run_dir: Run directory.
         env: Environment (default: the run's).
         preset: Preset for the defaults (default: the run's config, else quick).
-        epochs: Passes over the sequences.
-        layout: Mixture layout: shared or per_dim.
         quiet: No progress bars.
     """
-    _stage("train-rnn", run_dir, env, preset, quiet, rnn=dict(epochs=epochs, layout=layout))
+    _stage("train-rnn", run_dir, _from_run(run_dir, env, preset, rnn=rnn), quiet)
 
 
-def train_controller(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = None,
-                     mode: Literal["dream", "real", "dream-then-real"] = "dream",
-                     generations: Optional[int] = None, popsize: Optional[int] = None,
-                     rollouts: Optional[int] = None, temperature: Optional[float] = None,
-                     dream_backend: Optional[str] = None, real_generations: Optional[int] = None,
-                     real_popsize: Optional[int] = None, real_rollouts: Optional[int] = None,
-                     real_sigma0: Optional[float] = None, real_max_steps: Optional[int] = None,
-                     eval_every: Optional[int] = None, eval_rollouts: Optional[int] = None,
-                     backend: Optional[str] = None, workers: Optional[int] = None, address: Optional[str] = None,
-                     rollout_timeout: Optional[float] = None, seed: Optional[int] = None, quiet: bool = False) -> None:
+def train_controller(run_dir: Path, controller: ControllerConfig, real: RealConfig,
+                     mode: Literal["dream", "real", "dream-then-real"] = "dream", env: Optional[str] = None,
+                     preset: Optional[str] = None, quiet: bool = False) -> None:
     """Train C with CMA-ES: in M's dream, in the real environment, or dream then real (resumable).
 
     The CMA-ES state is saved every generation: kill the command at any moment and rerun it
-    to continue. `--mode dream` writes RUN_DIR/controller; `--mode real` (CMA-ES from zeros
-    on real episodes) writes RUN_DIR/controller_real; `--mode dream-then-real` runs the dream
-    stage (skipped when complete), then a shorter real run from its solution with a smaller
-    step size into RUN_DIR/controller_dream_real. Real modes print the projected wall time
-    (from a short measured probe) before they start, and log worker faults per generation.
+    to continue. `--mode dream` (the --controller.* settings) writes RUN_DIR/controller;
+    `--mode real` (CMA-ES from zeros on real episodes, the --real.* settings) writes
+    RUN_DIR/controller_real; `--mode dream-then-real` runs the dream stage (skipped when
+    complete), then real.finetune_generations from its solution with step size
+    real.finetune_sigma0 into RUN_DIR/controller_dream_real. Real modes print the projected
+    wall time (from a short measured probe) before they start, and log worker faults.
 
     Args:
         run_dir: Run directory.
+        mode: dream, real, or dream-then-real.
         env: Environment (default: the run's).
         preset: Preset for the defaults (default: the run's config, else quick).
-        mode: dream, real, or dream-then-real.
-        generations: Dream CMA-ES generations.
-        popsize: Dream population size.
-        rollouts: Dream rollouts per candidate.
-        temperature: Dream temperature tau.
-        dream_backend: Dream engine: auto, torch, cpp or cuda.
-        real_generations: Real CMA-ES generations (of --mode real, or of the real phase of dream-then-real).
-        real_popsize: Real population size.
-        real_rollouts: Real episodes per candidate.
-        real_sigma0: Initial step size of the real run (of --mode real, or of the real phase of dream-then-real).
-        real_max_steps: Steps per real episode at most.
-        eval_every: Evaluate the CMA mean every N generations (of the mode's CMA-ES: dream, or real).
-        eval_rollouts: Rollouts of that evaluation (dream rollouts, or real episodes).
-        backend: Where real episodes run: local (worker processes, default) or ray.
-        workers: Real-episode workers (local processes, or Ray actors; a local Ray cluster gets this many CPUs).
-        address: Ray: address of an existing cluster (default: start a local one).
-        rollout_timeout: Seconds after which a real episode counts as hung: its worker is killed and it re-runs elsewhere.
-        seed: Seed of CMA-ES and of the rollouts (of the CMA-ES runs the mode trains).
         quiet: No progress bars.
     """
-    dream_mode, real_mode = mode in ("dream", "dream-then-real"), mode in ("real", "dream-then-real")
-    finetune = mode == "dream-then-real"
-    controller = dict(generations=generations, popsize=popsize, rollouts=rollouts, temperature=temperature,
-                      backend=dream_backend, seed=seed if dream_mode else None)
-    real = dict(popsize=real_popsize, rollouts=real_rollouts, max_steps=real_max_steps, backend=backend,
-                workers=workers, address=address, rollout_timeout_s=rollout_timeout,
-                seed=seed if real_mode else None,
-                **{("finetune_generations" if finetune else "generations"): real_generations,
-                   ("finetune_sigma0" if finetune else "sigma0"): real_sigma0})
-    # eval_every / eval_rollouts go to the CMA-ES the mode trains last
-    (real if real_mode else controller).update(eval_every=eval_every, eval_rollouts=eval_rollouts)
     name = {"dream": "train-controller", "real": "train-controller-real",
             "dream-then-real": "train-controller-dream-real"}[mode]
-    _stage(name, run_dir, env, preset, quiet, call={"mode": mode}, method="train_controller",
-           controller=controller, real=real)
+    _stage(name, run_dir, _from_run(run_dir, env, preset, controller=controller, real=real), quiet,
+           call={"mode": mode}, method="train_controller")
 
 
-def evaluate(run_dir: Path, env: Optional[str] = None, preset: Optional[str] = None,
-             controller: Literal["latest", "dream", "real", "dream-real", "iterate"] = "latest",
-             episodes: Optional[int] = None, seed_start: Optional[int] = None,
-             max_steps: Optional[int] = None, workers: Optional[int] = None,
-             envs_per_worker: Optional[int] = None, env_backend: Optional[Literal["gymnasium", "envpool"]] = None,
-             video: bool = True, quiet: bool = False) -> None:
+def evaluate(run_dir: Path, evaluate: Annotated[EvalConfig, Flat], env: Optional[str] = None,
+             preset: Optional[str] = None, controller: Literal["latest", "dream", "real", "dream-real", "iterate"] = "latest",
+             quiet: bool = False) -> None:
     """Evaluate a trained controller (with V and M) in the real environment.
 
     Writes RUN_DIR/evaluate.json (mean, std, returns, seeds) and RUN_DIR/evaluate.gif for the
-    dream-trained controller; RUN_DIR/evaluate-<controller>.json and .gif for the others.
+    latest controller; RUN_DIR/evaluate-<controller>.json and .gif for a named one. A DQN run
+    (RUN_DIR/dqn.pt) is scored too.
 
     Args:
         run_dir: Run directory.
         env: Environment (default: the run's).
         preset: Preset for the defaults (default: the run's config, else quick).
-        controller: latest (the last iterate round's when the run has rounds, else dream; writes
-            evaluate.json), dream (train-controller), real (--mode real), dream-real (--mode dream-then-real)
-            or iterate (the last iterate round's).
-        episodes: Real episodes.
-        seed_start: Episode i uses env seed seed_start+i.
-        max_steps: Steps per episode at most.
-        workers: Worker processes.
-        envs_per_worker: Env slots each worker steps as one batch.
-        env_backend: Evaluate on gymnasium or envpool (default: the run's backend); named in the JSON.
-        video: Write a GIF of the first episode.
+        controller: latest (the last iterate round's when the run has rounds, else dream), dream
+            (train-controller), real (--mode real), dream-real (--mode dream-then-real) or iterate.
         quiet: No progress bars.
     """
     if (run_dir / "dqn.pt").exists():
         from .baselines.dqn import evaluate_cli
 
-        return evaluate_cli(run_dir, episodes, seed_start)
+        return evaluate_cli(run_dir, evaluate.episodes, evaluate.seed_start)
     name = "evaluate" if controller == "latest" else f"evaluate-{controller}"
-    _stage(name, run_dir, env, preset, quiet, call={"controller": controller}, method="evaluate", evaluate=dict(
-        episodes=episodes, seed_start=seed_start, max_steps=max_steps, workers=workers,
-        envs_per_worker=envs_per_worker, env_backend=env_backend, video=video))
+    _stage(name, run_dir, _from_run(run_dir, env, preset, evaluate=evaluate), quiet,
+           call={"controller": controller}, method="evaluate")
 
 
-def iterate(run_dir: Path, rounds: int = 1, env: Optional[str] = None, preset: Optional[str] = None,
-            start: Optional[Literal["dream", "dream-real", "real"]] = None, episodes: Optional[int] = None,
-            noise: Optional[float] = None, retrain_vae: bool = False, rnn_epochs: Optional[int] = None,
-            generations: Optional[int] = None, eval_episodes: Optional[int] = None,
-            workers: Optional[int] = None, dream_backend: Optional[str] = None, quiet: bool = False) -> None:
+def iterate(run_dir: Path, iterate: Annotated[IterateConfig, Flat], controller: ControllerConfig,
+            real: RealConfig, evaluate: EvalConfig, rounds: int = 1, env: Optional[str] = None,
+            preset: Optional[str] = None, quiet: bool = False) -> None:
     """Iterative refinement: rounds of collect with C (+ noise), retrain M (V optional), retrain C in the dream.
 
     Each round's real score goes into RUN_DIR/iterate.json (one row per round). Rounds are
     cumulative (--rounds 3 after --rounds 1 runs rounds 2-3) and resumable: a killed
-    iterate continues at the round and step it was in.
+    iterate continues at the round and step it was in. Collection runs on real.workers
+    workers, the dream on controller.backend, each round's scoring on evaluate.workers.
 
     Args:
         run_dir: Run directory (with the pipeline's V, M, latents and a trained controller).
         rounds: Rounds in all.
         env: Environment (default: the run's).
         preset: Preset for the defaults (default: the run's config, else quick).
-        start: Controller of round 1: dream (default), dream-real or real.
-        episodes: New real episodes per round.
-        noise: Std of the Gaussian exploration noise on C's actions while collecting.
-        retrain_vae: Also retrain V each round (and re-encode every episode).
-        rnn_epochs: Extra epochs of M per round.
-        generations: Dream CMA-ES generations per round.
-        eval_episodes: Real episodes scoring each round's controller.
-        workers: Worker processes for collection (real.workers) and scoring (evaluate.workers).
-        dream_backend: Dream engine: auto, torch, cpp or cuda.
         quiet: No progress bars.
     """
-    from .pipeline import Run, replace
+    from .pipeline import Run
 
-    cfg = replace(_config(run_dir, env, preset), **{k: {f: v for f, v in d.items() if v is not None} for k, d in dict(
-        iterate=dict(start=start, episodes=episodes, noise=noise, retrain_vae=True if retrain_vae else None,
-                     rnn_epochs=rnn_epochs, generations=generations, eval_episodes=eval_episodes),
-        real=dict(workers=workers), evaluate=dict(workers=workers), controller=dict(backend=dream_backend)).items()})
+    cfg = _from_run(run_dir, env, preset, iterate=iterate, controller=controller, real=real, evaluate=evaluate)
+    validate(cfg)
     run = Run(run_dir, cfg, progress=not quiet, save_config=not (run_dir / "config.json").exists())
     result = run.iterate(rounds)
     print(dumps_json({"stage": "iterate", "run_dir": str(run_dir), "path": result["path"], "rounds": [
@@ -332,12 +288,46 @@ COMMANDS: dict[str, Callable[..., None]] = {
 }
 
 
+def _base_config(command: Optional[str], args: list[str]) -> PipelineConfig:
+    """The config whose sections are the flags' defaults: `run`'s preset, else the run's own."""
+    pre = argparse.ArgumentParser(add_help=False)
+    for flag in ("--run-dir", "--env", "--preset", "--env-backend"):
+        pre.add_argument(flag)
+    known, _ = pre.parse_known_args(args)
+    if command != "run" and known.run_dir is not None:
+        return _config(Path(known.run_dir), known.env, known.preset, known.env_backend)
+    cfg = get_preset(known.preset or "quick", known.env or "carracing")
+    if known.env_backend is not None:
+        cfg.env_backend = known.env_backend
+        validate(cfg)
+    return cfg
+
+
+def _with_section_defaults(fn: Callable[..., None], cfg: PipelineConfig) -> Callable[..., None]:
+    """`fn` whose config-section parameters default to `cfg`'s sections (what tyro shows and parses)."""
+    hints = typing.get_type_hints(fn, include_extras=True)
+    params = []
+    for p in inspect.signature(fn).parameters.values():
+        cls = typing.get_args(hints[p.name])[0] if typing.get_origin(hints[p.name]) is Annotated else hints[p.name]
+        params.append(p.replace(default=copy.deepcopy(getattr(cfg, SECTIONS[cls]))) if cls in SECTIONS else p)
+    params.sort(key=lambda p: p.default is not inspect.Parameter.empty)
+
+    @functools.wraps(fn)
+    def with_defaults(*args: Any, **kwargs: Any) -> None:
+        return fn(*args, **kwargs)
+
+    with_defaults.__signature__ = inspect.signature(fn).replace(parameters=params)  # type: ignore[attr-defined]
+    return with_defaults
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point of the `wm-fast` console script."""
-    import tyro
-
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="wm-fast")
+        command = args[0] if args and args[0] in COMMANDS else None
+        base = _base_config(command, args[1:])
+        commands = {name: _with_section_defaults(fn, base) for name, fn in COMMANDS.items()}
+        tyro.extras.subcommand_cli_from_dict(commands, args=args, prog="wm-fast")
     except (ConfigError, WmFastError, ValueError) as e:
         if os.environ.get("WM_FAST_DEBUG"):
             raise

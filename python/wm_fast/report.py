@@ -30,6 +30,7 @@ def summarize_run(run_dir: Path | str, command: str | None = None) -> dict[str, 
     for stage, r in records.items():
         headline = {k: v for k, v in r["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         stages[stage] = {"seconds": round(r["seconds"], 1), **{k: _round(v) for k, v in headline.items()}}
+    rounds = read_json(run_dir / "iterate.json")["rounds"] if (run_dir / "iterate.json").exists() else []
     return {
         "command": command or f"wm-fast run --env {config['env']} --preset {config['preset']} --run-dir {run_dir}",
         "commit": commits[0] if len(commits) == 1 else commits,
@@ -39,7 +40,9 @@ def summarize_run(run_dir: Path | str, command: str | None = None) -> dict[str, 
         "dream_return": records["train-controller"]["metrics"].get("best_eval_return"),
         "real": {k: ev[k] for k in ("mean", "std", "returns", "seeds", "episodes")},
         "stages": stages,
-        "total_seconds": round(sum(r["seconds"] for r in records.values()), 1),
+        "iterate_rounds": [{k: r[k] for k in ("round", "real_mean", "real_std", "real_episodes", "dream_return",
+                                              "new_episodes", "seconds")} for r in rounds],
+        "total_seconds": round(sum(r["seconds"] for r in records.values()) + sum(r["seconds"] for r in rounds), 1),
     }
 
 
@@ -62,6 +65,12 @@ def write_summary(run_dir: Path | str, out: Path | str, command: str | None = No
         "",
         f"Machine: {summary['machine']}.",
     ]
+    if summary["iterate_rounds"]:
+        rows += ["", "Iterate rounds inside the run (each round's real score: its own episodes, logged only; the "
+                 "final controller is the last round's):", "",
+                 "| round | real (mean ± std, episodes) | dream | new episodes | seconds |", "|---|---|---|---|---|"]
+        rows += [f"| {r['round']} | {r['real_mean']:.1f} ± {r['real_std']:.1f} ({r['real_episodes']}) | "
+                 f"{r['dream_return']:.1f} | {r['new_episodes']} | {r['seconds']:.0f} |" for r in summary["iterate_rounds"]]
     out.with_suffix(".md").write_text("\n".join(rows) + "\n")
     return summary
 
