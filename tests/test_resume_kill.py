@@ -25,7 +25,7 @@ from wm_fast.config import ControllerConfig
 from wm_fast.es import train_controller
 from wm_fast.storage import load_checkpoint, save_checkpoint
 
-WALL_CLOCK = ("wall_s", "elapsed_s", "steps_per_s")
+WALL_CLOCK = ("wall_s", "elapsed_s", "steps_per_s", "worker_rss_mb")
 
 # ---------------------------------------------------------------- CMA-ES in-process
 
@@ -196,42 +196,50 @@ def _log_lines(path: Path) -> int:
         return 0
 
 
+DREAM_ARGS = ("--controller.generations", "24", "--controller.popsize", "16", "--controller.rollouts", "2",
+              "--controller.eval-every", "8", "--controller.eval-rollouts", "8")
+REAL_ARGS = ("--mode", "real", "--real.generations", "9", "--real.popsize", "6", "--real.rollouts", "1",
+             "--real.eval-every", "4", "--real.eval-rollouts", "2", "--real.max-steps", "25", "--real.workers", "2")
+
+
 @pytest.mark.slow
-def test_train_controller_killed_3_times_ends_bit_identical(tiny_run_dir, tmp_path):
-    generations = 24
-    args = ("-m", "wm_fast", "train-controller", "--run-dir", "D", "--controller.generations",
-            str(generations), "--controller.popsize", "16", "--controller.rollouts", "2", "--controller.eval-every", "8",
-            "--controller.eval-rollouts", "8", "--quiet")
+@pytest.mark.parametrize("mode,extra,folder,generations,kill_points", [
+    ("dream", DREAM_ARGS, "controller", 24, (4, 9, 16)),  # the third lands right after evaluation 16, or in 17
+    ("real", REAL_ARGS, "controller_real", 9, (2, 5)),
+])
+def test_train_controller_killed_at_several_points_ends_bit_identical(tiny_run_dir, tmp_path, mode, extra, folder,
+                                                                     generations, kill_points):
+    args = ("-m", "wm_fast", "train-controller", "--run-dir", "D", *extra, "--quiet")
     straight = _controller_run(tiny_run_dir, tmp_path / "straight" / "D")
     done = subprocess.run([sys.executable, *args], cwd=straight.parent, env=_wm_fast_env(),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
 
     killed = _controller_run(tiny_run_dir, tmp_path / "killed" / "D")
-    log = killed / "controller" / "log.jsonl"
+    log = killed / folder / "log.jsonl"
     at_kill = []
-    for kill_at in (4, 9, 16):  # the third lands right after evaluation generation 16, or inside 17
+    for kill_at in kill_points:
         proc = subprocess.Popen([sys.executable, *args], cwd=killed.parent, env=_wm_fast_env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         try:
             deadline = time.monotonic() + 120
             while _log_lines(log) < kill_at:
                 assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()}"
                 assert time.monotonic() < deadline, "no progress in 120 s"
                 time.sleep(0.01)
-            os.kill(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGKILL)  # the command and its episode workers
         finally:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
         assert proc.returncode == -signal.SIGKILL
-        at_kill.append(es_module.generations_done(killed / "controller"))
-    assert at_kill[0] >= 4 and at_kill[0] < at_kill[1] < at_kill[2] < generations, at_kill
+        at_kill.append(es_module.generations_done(killed / folder))
+    assert at_kill[0] >= kill_points[0] and at_kill == sorted(set(at_kill)) and at_kill[-1] < generations, at_kill
     rerun = subprocess.run([sys.executable, *args], cwd=killed.parent, env=_wm_fast_env(),
                            capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
 
-    a, b = straight / "controller", killed / "controller"
+    a, b = straight / folder, killed / folder
     assert torch.load(a / "controller.pt", weights_only=True)["params"].numel() == 315
     _assert_same_controller_run(a, b, generations)  # params, mean_params, log lines, CMA mean and sigma
 

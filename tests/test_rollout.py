@@ -122,3 +122,21 @@ def test_missing_envpool_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_envpool)
     with pytest.raises(ConfigError, match=r"pip install 'wm-fast\[envpool\]'"):
         envs.make("carracing", backend="envpool", max_steps=10)
+
+
+@needs_envpool
+def test_a_tiny_run_on_envpool_records_its_backend_and_refuses_mixing(tmp_path):
+    import json
+
+    from wm_fast.cli import main
+
+    d = tmp_path / "D"
+    main(["run", "--env", "carracing", "--env-backend", "envpool", "--preset", "tiny", "--run-dir", str(d), "--quiet"])
+    for stage in ("collect", "train-vae", "encode", "train-rnn", "train-controller", "evaluate"):
+        record = json.loads((d / f"{stage}.json").read_text())
+        assert record["env_backend"] == "envpool" and record["config"]["env_backend"] == "envpool", stage
+    assert json.loads((d / "evaluate.json").read_text())["env_backend"] == "envpool"
+    with pytest.raises(SystemExit):  # a run never mixes backends
+        main(["collect", "--run-dir", str(d), "--env-backend", "gymnasium", "--quiet"])
+    main(["evaluate", "--run-dir", str(d), "--env-backend", "gymnasium", "--episodes", "1", "--no-video", "--quiet"])
+    assert json.loads((d / "evaluate.json").read_text())["env_backend"] == "gymnasium"  # named where it scored

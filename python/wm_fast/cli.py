@@ -294,6 +294,8 @@ def _base_config(command: Optional[str], args: list[str]) -> PipelineConfig:
     for flag in ("--run-dir", "--env", "--preset", "--env-backend"):
         pre.add_argument(flag)
     known, _ = pre.parse_known_args(args)
+    if command not in ("run", "collect"):  # evaluate's --env-backend is its own section's field
+        known.env_backend = None
     if command != "run" and known.run_dir is not None:
         return _config(Path(known.run_dir), known.env, known.preset, known.env_backend)
     cfg = get_preset(known.preset or "quick", known.env or "carracing")

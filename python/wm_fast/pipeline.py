@@ -195,7 +195,7 @@ class Run:
         flat = metrics if stage.startswith("evaluate") else {}
         record = {
             **flat, "stage": stage, "complete": True, "metrics": metrics,
-            "config": _stage_config(self.cfg, stage), "env_backend": self.cfg.env_backend,
+            "config": _stage_config(self.cfg, stage), "env_backend": metrics.get("env_backend", self.cfg.env_backend),
             "seconds": time.perf_counter() - start,
             "commit": git_commit(), "machine": machine_description(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
