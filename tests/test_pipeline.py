@@ -166,3 +166,23 @@ def test_every_config_field_is_a_flag_with_the_runs_value_as_default(tiny_run, c
         main(["run", "--help"])
     text = capsys.readouterr().out
     assert "--collect.episodes" in text and "--iterate.run-rounds" in text
+
+
+def test_a_run_made_before_a_config_field_existed_is_still_complete(tiny_run, tmp_path):
+    """Fields added later default to what the code did before: older stage records still match."""
+    import shutil
+
+    import wm_fast
+    from wm_fast.pipeline import load_config
+
+    d = shutil.copytree(tiny_run[0], tmp_path / "D")
+    record = json.loads((d / "train-rnn.json").read_text())
+    assert "quality_z_nll" in record["metrics"] and record["metrics"]["quality_on"] == "training"
+    del record["config"]["rnn"]["holdout"], record["config"]["rnn"]["mean_mse_weight"]
+    (d / "train-rnn.json").write_text(json.dumps(record))
+    run = wm_fast.Run(d, load_config(d / "config.json"), progress=False)
+    assert run.is_complete("train-rnn")
+    record["config"]["rnn"]["hidden"] += 1  # a changed field is still refused
+    (d / "train-rnn.json").write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match="rnn.hidden"):
+        run.is_complete("train-rnn")

@@ -93,6 +93,9 @@ class RNNConfig:
     """Positive-class weight of the done BCE (ends are rare); <= 0: balanced (non-ends / ends in the data)."""
     mean_mse_weight: float = 0.0
     """Weight of an auxiliary MSE of the mixture mean: keeps the MDN from hedging between modes (0: off)."""
+    holdout: float = 0.0
+    """Fraction of episodes (every k-th) kept out of M's training, to report M's quality on (0: none,
+    quality then measured on the training episodes)."""
     seed: int = 0
     """Seed for initialisation, chunking and latent sampling."""
 
@@ -242,7 +245,7 @@ class PipelineConfig:
 
 
 def _paper() -> PipelineConfig:
-    return PipelineConfig(preset="paper")
+    return PipelineConfig(preset="paper", rnn=RNNConfig(holdout=0.05))
 
 
 def _quick() -> PipelineConfig:
@@ -251,7 +254,7 @@ def _quick() -> PipelineConfig:
         preset="quick",
         collect=CollectConfig(episodes=80, max_steps=500),
         vae=VAEConfig(epochs=4, batch_size=64, lr=1e-3, shuffle_shards=8, frame_stride=2),
-        rnn=RNNConfig(seq_len=100, batch_size=32, epochs=60),
+        rnn=RNNConfig(seq_len=100, batch_size=32, epochs=60, holdout=0.1),
         controller=ControllerConfig(
             popsize=32, rollouts=8, generations=60, dream_steps=500, eval_every=10,
             eval_rollouts=256,
@@ -428,6 +431,8 @@ def validate(cfg: PipelineConfig) -> None:
         raise ConfigError("real.address (--address) is for --backend ray only")
     if cfg.iterate.start not in ("dream", "dream-real", "real"):
         raise ConfigError(f"iterate.start must be dream, dream-real or real, got {cfg.iterate.start!r}")
+    if not 0.0 <= cfg.rnn.holdout < 1.0:
+        raise ConfigError(f"rnn.holdout must be in [0, 1), got {cfg.rnn.holdout}")
     for name, value in (("iterate.noise", cfg.iterate.noise), ("iterate.param_noise", cfg.iterate.param_noise),
                         ("iterate.run_rounds", cfg.iterate.run_rounds), ("rnn.mean_mse_weight", cfg.rnn.mean_mse_weight)):
         if not value >= 0:

@@ -77,6 +77,19 @@ def _stage_config(cfg: PipelineConfig, stage: str) -> dict[str, Any]:
     return out
 
 
+def _with_new_fields(recorded: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """`recorded` with the config fields added since it was written, at their defaults (a new field
+    defaults to what the code did before it existed)."""
+    defaults = PipelineConfig().to_dict()
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in recorded.items()}
+    for section, fields in now.items():
+        if isinstance(fields, dict) and isinstance(out.get(section), dict):
+            for key in fields.keys() - out[section].keys():
+                if key in defaults.get(section, {}):
+                    out[section][key] = defaults[section][key]
+    return out
+
+
 class Run:
     """One run directory and the stages that fill it (see module docstring).
 
@@ -181,7 +194,8 @@ class Run:
         if not path.exists():
             return False
         record = read_json(path)
-        recorded, now = record.get("config", {}), _stage_config(self.cfg, stage)
+        now = _stage_config(self.cfg, stage)
+        recorded = _with_new_fields(record.get("config", {}), now)
         if stage.startswith("evaluate") and config_diff(recorded, now):
             return False  # evaluation settings changed: evaluate again, nothing downstream depends on it
         refuse_changed(recorded, now, f"stage {stage} in {self.dir}",

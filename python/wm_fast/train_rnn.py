@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .config import RNNConfig
+from .m_quality import describe, m_quality, split_holdout
 from .mdnrnn import MDNOutput, MDNRNN, mdn_nll, mixture_mean
 from .records import refuse_changed
 from .sequences import LatentEpisodes, SequenceSampler, sample_z
@@ -118,7 +119,9 @@ def train_rnn(
         device: where to train (default: cuda when available, else cpu).
     Returns:
         The last epoch's metrics (epoch, loss, nll, reward_mse, done_bce, grad_norm, seconds:
-        means over the epoch), plus "history" (one such dict per epoch) and "checkpoint" (path).
+        means over the epoch), plus "history" (one such dict per epoch), "checkpoint" (path), and M's
+        quality (m_quality.py) as "quality_<metric>" on the held-out episodes (cfg.holdout; on the
+        training episodes when none are held out, "quality_on" says which).
     Raises:
         CheckpointError: an existing rnn.pt is unreadable or from another architecture.
         CorruptShardError: a latent file is broken.
@@ -127,7 +130,8 @@ def train_rnn(
     out_dir = Path(out_dir)
     path = out_dir / CHECKPOINT_NAME
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    episodes = LatentEpisodes(latent_files)
+    train_files, held_out = split_holdout(latent_files, cfg.holdout)
+    episodes = LatentEpisodes(train_files)
     if episodes.action_dim != action_dim:
         raise ValueError(f"action_dim={action_dim} but the latent files hold actions of size {episodes.action_dim}")
     arch = {"z_dim": episodes.z_dim, "action_dim": action_dim, "hidden": cfg.hidden,
@@ -203,4 +207,9 @@ def train_rnn(
     metrics: dict[str, Any] = dict(history[-1]) if history else {}
     metrics["history"] = history
     metrics["checkpoint"] = str(path)
+    quality = m_quality(model, held_out or train_files)
+    metrics.update({f"quality_{k}": v for k, v in quality.items()},
+                   quality_on="held-out" if held_out else "training", train_episodes=len(train_files))
+    if progress:
+        tqdm.write("[wm-fast] " + describe(quality, "held-out" if held_out else "training (none held out)"))
     return metrics
