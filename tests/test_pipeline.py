@@ -186,3 +186,12 @@ def test_a_run_made_before_a_config_field_existed_is_still_complete(tiny_run, tm
     (d / "train-rnn.json").write_text(json.dumps(record))
     with pytest.raises(ConfigError, match="rnn.hidden"):
         run.is_complete("train-rnn")
+
+
+def test_a_run_dir_that_is_a_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    proc = wm_fast("collect", "--run-dir", "afile", "--preset", "tiny", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "wm-fast: error: the run directory afile is an existing file, not a folder; "
+        "name a new or existing folder with --run-dir"]
