@@ -424,7 +424,7 @@ def validate(cfg: PipelineConfig) -> None:
     if cfg.real.popsize < 2:
         raise ConfigError(f"real.popsize must be at least 2, got {cfg.real.popsize}")
     if cfg.real.backend not in ("local", "ray"):
-        hint = " (the dream backend is controller.backend, --dream-backend)" if cfg.real.backend in (
+        hint = " (the dream backend is controller.backend, --controller.backend)" if cfg.real.backend in (
             "auto", "torch", "cpp", "cuda") else ""
         raise ConfigError(f"real.backend must be local or ray, got {cfg.real.backend!r}{hint}")
     if cfg.real.address is not None and cfg.real.backend != "ray":
