@@ -140,3 +140,43 @@ def test_a_tiny_run_on_envpool_records_its_backend_and_refuses_mixing(tmp_path):
         main(["collect", "--run-dir", str(d), "--env-backend", "gymnasium", "--quiet"])
     main(["evaluate", "--run-dir", str(d), "--env-backend", "gymnasium", "--episodes", "1", "--no-video", "--quiet"])
     assert json.loads((d / "evaluate.json").read_text())["env_backend"] == "gymnasium"  # named where it scored
+
+
+class _TileEnv:
+    """Rewards +1 on steps 1-3 and 7, else -0.1 (a car that leaves the track, comes back once)."""
+
+    action_dim = 3
+    action_low = np.array([-1.0, 0.0, 0.0], np.float32)
+    action_high = np.ones(3, np.float32)
+
+    def __init__(self, max_steps: int = 30, render_mode=None):
+        self.max_steps, self.t = max_steps, 0
+
+    def reset(self, seed: int) -> np.ndarray:
+        self.t = 0
+        return np.zeros((64, 64, 3), np.uint8)
+
+    def step(self, action):
+        self.t += 1
+        reward = 1.0 if self.t in (1, 2, 3, 7) else -0.1
+        return np.zeros((64, 64, 3), np.uint8), reward, False, self.t >= self.max_steps
+
+    def render(self):
+        return np.zeros((64, 64, 3), np.uint8)
+
+    def close(self):
+        pass
+
+
+def tile_env(max_steps: int = 30, render_mode=None) -> _TileEnv:
+    return _TileEnv(max_steps)
+
+
+@pytest.mark.parametrize("patience,steps,stopped", [(0, 30, False), (3, 6, True), (4, 11, True), (30, 30, False)])
+def test_a_hopeless_episode_stops_after_patience_steps_without_a_reward(patience, steps, stopped):
+    with envs.make_vec(f"{__name__}:tile_env", 2, 30) as vec:
+        actor = RandomActor("iid", 2, vec.action_low, vec.action_high)
+        out = run_episodes(vec, [EpisodeRequest(1, patience=patience)], actor)[0]
+    assert (out["steps"], out["stopped_early"], out["truncated"]) == (steps, stopped, True)
+    rewards = [1.0 if t in (1, 2, 3, 7) else -0.1 for t in range(1, steps + 1)]
+    assert out["return"] == pytest.approx(sum(rewards))  # what it earned until the stop

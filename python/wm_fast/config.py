@@ -188,6 +188,9 @@ class RealConfig:
     """An episode running longer than this is presumed hung: its worker is killed and the episode re-run elsewhere."""
     max_attempts: int = 3
     """Tries per episode (worker death, hang or error) before it is dropped from the candidate's mean."""
+    patience: int = 0
+    """> 0: a CMA-ES episode ends after this many steps in a row without a positive reward (CarRacing: off
+    the track), scored by what it earned so far (see real.py for what that changes in the fitness). 0: never."""
     seed: int = 0
     """Seed of CMA-ES and of the episodes' env seeds."""
 
@@ -431,6 +434,8 @@ def validate(cfg: PipelineConfig) -> None:
         raise ConfigError("real.address (--address) is for --backend ray only")
     if cfg.iterate.start not in ("dream", "dream-real", "real"):
         raise ConfigError(f"iterate.start must be dream, dream-real or real, got {cfg.iterate.start!r}")
+    if cfg.real.patience < 0:
+        raise ConfigError(f"real.patience must be non-negative, got {cfg.real.patience}")
     if not 0.0 <= cfg.rnn.holdout < 1.0:
         raise ConfigError(f"rnn.holdout must be in [0, 1), got {cfg.rnn.holdout}")
     for name, value in (("iterate.noise", cfg.iterate.noise), ("iterate.param_noise", cfg.iterate.param_noise),

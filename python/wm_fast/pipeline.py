@@ -334,7 +334,8 @@ class Run:
 
         rc = self.cfg.real
         return RealEvaluator(self.real_worker_spec(max_steps or rc.max_steps, vae_path, rnn_path), rc.workers,
-                             rc.backend, rc.address, rc.rollout_timeout_s, rc.max_attempts, progress=self.progress)
+                             rc.backend, rc.address, rc.rollout_timeout_s, rc.max_attempts, progress=self.progress,
+                             patience=rc.patience)
 
     def _train_real(self, out_dir: Path, x0: Any, generations: int, sigma0: float) -> dict[str, Any]:
         """CMA-ES with real episodes (see train_controller); prints the projected wall time first."""

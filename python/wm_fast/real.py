@@ -8,6 +8,13 @@ Episodes run on the worker pool of `wm_fast.rollout.pool` (its docstring says wh
 to workers that die, hang or raise). A candidate whose rollouts were all given up gets the
 generation's worst mean; otherwise its fitness is the mean over the rollouts that finished.
 
+Early stops. With `patience` > 0 an episode ends after that many steps in a row without a
+positive reward, and its return is what it earned until then. For CarRacing (-0.1 a step,
++1000/N a new tile) this changes the fitness in two ways: the -0.1 of the steps not played is
+not charged (a stopped episode scores up to 0.1 x the steps left higher than it would have),
+and an episode that would have found the track again loses its later tiles. The final
+`evaluate` never stops early.
+
 Seeds. Rollout r of candidate p in a generation with seed g uses env seed
 `rollout_seed(g, p, r)` (a hash of the three), independent of workers, env slots and faults.
 """
@@ -44,9 +51,9 @@ class RealEvaluator:
     name = "real"
 
     def __init__(self, spec: WorkerSpec, workers: int = 2, backend: str = "local", address: str | None = None,
-                 timeout_s: float = 600.0, max_attempts: int = 3, progress: bool = False):
+                 timeout_s: float = 600.0, max_attempts: int = 3, progress: bool = False, patience: int = 0):
         self.pool = WorkerPool(spec, workers, backend, address, timeout_s, max_attempts)
-        self.spec, self.progress = spec, progress
+        self.spec, self.progress, self.patience = spec, progress, patience
         self.steps_done = 0
         self.episodes_done = 0
         self.last_report: dict[str, Any] | None = None
@@ -66,7 +73,7 @@ class RealEvaluator:
         params = np.asarray(params, dtype=np.float32)
         n_cand = len(params)
         keys = [(p, r) for p in range(n_cand) for r in range(rollouts)]
-        requests = [EpisodeRequest(rollout_seed(seed, p, r), params[p]) for p, r in keys]
+        requests = [EpisodeRequest(rollout_seed(seed, p, r), params[p], patience=self.patience) for p, r in keys]
         bar = tqdm(total=len(requests), disable=not self.progress, leave=False, desc="real episodes", unit="ep")
         try:
             results, report = run_requests(

@@ -36,6 +36,9 @@ class EpisodeRequest:
     """Keep the observations, actions and rewards (result keys "observations", "actions", "rewards")."""
     max_steps: int | None = None
     """Cut the episode after this many steps (default: the env's own limit)."""
+    patience: int = 0
+    """> 0: end a hopeless episode after this many steps in a row without a positive reward (CarRacing:
+    off the track); its return is what it earned so far (result "stopped_early"). 0: never."""
 
 
 class Actor(Protocol):
@@ -92,14 +95,15 @@ def run_episodes(vec: VecEnv, requests: list[EpisodeRequest], actor: Actor,
         actor.begin(slot, req.seed, req.params, req.noise)
         owner[slot] = i
         limit = vec.max_steps if req.max_steps is None else min(req.max_steps, vec.max_steps)
-        state[slot] = {"return": 0.0, "steps": 0, "limit": limit, "frames": [],
+        state[slot] = {"return": 0.0, "steps": 0, "limit": limit, "frames": [], "dry": 0,
                        "observations": [first] if req.keep else None, "actions": [], "rewards": []}
 
     def finish(slot: int, terminated: bool) -> None:
         i, st = int(owner[slot]), state[slot]
         req = requests[i]
         out: dict[str, Any] = {"return": st["return"], "steps": st["steps"], "terminated": terminated,
-                               "truncated": not terminated, "seed": int(req.seed)}
+                               "truncated": not terminated, "seed": int(req.seed),
+                               "stopped_early": bool(req.patience and st["dry"] >= req.patience)}
         if req.keep:
             out["observations"] = np.stack(st["observations"])
             out["actions"] = np.asarray(st["actions"], dtype=np.float32).reshape(st["steps"], vec.action_dim)
@@ -132,6 +136,8 @@ def run_episodes(vec: VecEnv, requests: list[EpisodeRequest], actor: Actor,
                 st["observations"].append(next_obs[slot])
                 st["actions"].append(actions[slot].copy())
                 st["rewards"].append(rewards[slot])
-            if terminated[slot] or truncated[slot] or st["steps"] >= st["limit"]:
+            st["dry"] = 0 if rewards[slot] > 0 else st["dry"] + 1
+            hopeless = req.patience > 0 and st["dry"] >= req.patience
+            if terminated[slot] or truncated[slot] or st["steps"] >= st["limit"] or hopeless:
                 finish(slot, bool(terminated[slot]))
     return results  # type: ignore[return-value]
