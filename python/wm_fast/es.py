@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from .config import ControllerConfig
 from .dream import DreamOptions, dream, resolve_backend
 from .mdnrnn import MDNRNN
+from .scalars import Scalars
 from .storage import CheckpointError, atomic_write_bytes, dumps_json, load_checkpoint, save_checkpoint
 
 STATE_FILE = "es_state.pt"
@@ -268,6 +269,7 @@ def train_controller(
         return entry
 
     start = time.perf_counter()
+    scalars = Scalars(out_dir / "tensorboard")
     if eval_start and generation == 0 and not evals:
         entry = evaluate_mean()
         log.info("starting point scored %.2f over %d %s rollouts", entry["mean_solution_return"],
@@ -307,11 +309,14 @@ def train_controller(
         if generation % cfg.eval_every == 0 or generation == cfg.generations:
             entry["mean_solution_return"] = evaluate_mean()["mean_solution_return"]
         save()
+        scalars.add({k: entry.get(k) for k in ("best", "mean", "worst", "sigma", "steps_per_s", "mean_solution_return")},
+                    generation, f"C ({evaluator.name})/")
         if on_generation is not None:
             on_generation(generation)
         bar.update(1)
         bar.set_postfix(best=f"{returns.max():.1f}", mean=f"{returns.mean():.1f}", sigma=f"{es.sigma:.3f}")
     bar.close()
+    scalars.close()
 
     if best_eval_params is None:  # resumed a finished run that never evaluated
         evaluate_mean()

@@ -24,6 +24,7 @@ from .config import RNNConfig
 from .m_quality import describe, m_quality, split_holdout
 from .mdnrnn import MDNOutput, MDNRNN, mdn_nll, mixture_mean
 from .records import refuse_changed
+from .scalars import Scalars
 from .sequences import LatentEpisodes, SequenceSampler, sample_z
 from .storage import CheckpointError, WmFastError, load_checkpoint, save_checkpoint
 
@@ -158,6 +159,7 @@ def train_rnn(
         torch.set_rng_state(state["torch_rng"])
 
     sampler = SequenceSampler(episodes, cfg.seq_len, cfg.batch_size, cfg.seed)
+    scalars = Scalars(out_dir / "tensorboard")
     pos_weight = cfg.done_pos_weight
     if pos_weight <= 0:  # balanced
         ends = float(episodes.dones.sum())
@@ -193,6 +195,7 @@ def train_rnn(
             row = {"epoch": float(epoch + 1), **{k: v / max(n_batches, 1) for k, v in sums.items()},
                    "seconds": time.perf_counter() - t0}
             history.append(row)
+            scalars.add(row, epoch + 1, "M/")
             save_checkpoint(path, {
                 "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                 "optimizer": opt.state_dict(),
@@ -212,4 +215,7 @@ def train_rnn(
                    quality_on="held-out" if held_out else "training", train_episodes=len(train_files))
     if progress:
         tqdm.write("[wm-fast] " + describe(quality, "held-out" if held_out else "training (none held out)"))
+    if start < cfg.epochs:
+        scalars.add(quality, cfg.epochs, "M quality/")
+    scalars.close()
     return metrics

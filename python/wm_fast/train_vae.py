@@ -24,6 +24,7 @@ from .config import VAEConfig
 from .data import FrameStream, count_frames
 from .shards import load_episode
 from .records import refuse_changed
+from .scalars import Scalars
 from .storage import CheckpointError, WmFastError, atomic_write_bytes, load_checkpoint, save_checkpoint
 from .vae import ConvVAE, frames_to_tensor, vae_loss
 
@@ -158,6 +159,7 @@ def train_vae(
     total_frames = count_frames(files, cfg.frame_stride)
     n_batches = stream.num_batches(total_frames)
 
+    scalars = Scalars(out_dir / "tensorboard")
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
@@ -198,6 +200,7 @@ def train_vae(
             "seconds": seconds,
             "frames_per_s": seen / seconds if seconds > 0 else 0.0,
         })
+        scalars.add(history[-1], epoch + 1, "V/")
         save_checkpoint(ckpt_path, {
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": optimizer.state_dict(),
@@ -214,6 +217,7 @@ def train_vae(
                 f"kl {h['kl']:.2f}), {h['frames_per_s']:.0f} frames/s"
             )
 
+    scalars.close()
     save_reconstruction(model, files, out_dir / RECONSTRUCTION_NAME)
     return _summary(history, start_epoch)
 
