@@ -188,6 +188,9 @@ class RealConfig:
     """An episode running longer than this is presumed hung: its worker is killed and the episode re-run elsewhere."""
     max_attempts: int = 3
     """Tries per episode (worker death, hang or error) before it is dropped from the candidate's mean."""
+    env_backend: Optional[Literal["gymnasium", "envpool"]] = None
+    """Env backend of these CMA-ES episodes (default: the run's). Named in the stage record: e.g. C tuned on
+    EnvPool's fast CarRacing with a V trained on gymnasium frames, then scored on gymnasium."""
     patience: int = 0
     """> 0: a CMA-ES episode ends after this many steps in a row without a positive reward (CarRacing: off
     the track), scored by what it earned so far (see real.py for what that changes in the fitness). 0: never."""
@@ -354,8 +357,9 @@ def validate(cfg: PipelineConfig) -> None:
     check_backend(cfg.env, cfg.env_backend)
     if ":" not in cfg.env and spec(cfg.env).observation == "state" and cfg.iterate.retrain_vae:
         raise ConfigError(f"iterate.retrain_vae: {cfg.env} has state observations and no V to retrain")
-    if cfg.evaluate.env_backend is not None:
-        check_backend(cfg.env, cfg.evaluate.env_backend)
+    for backend in (cfg.evaluate.env_backend, cfg.real.env_backend):
+        if backend is not None:
+            check_backend(cfg.env, backend)
     positive = {
         "collect.episodes": cfg.collect.episodes,
         "collect.max_steps": cfg.collect.max_steps,

@@ -320,12 +320,14 @@ class Run:
                         output_size(env.action_mapping, m.action_dim))  # type: ignore[arg-type]
 
     def real_worker_spec(self, max_steps: int, vae_path: Path | None = None, rnn_path: Path | None = None,
-                         envs_per_worker: int | None = None):
-        """The `rollout.pool.WorkerSpec` of this run's env (and backend) with V and M (default: the pipeline's)."""
+                         envs_per_worker: int | None = None, env_backend: str | None = None):
+        """The `rollout.pool.WorkerSpec` of this run's env (on `env_backend`, default the run's) with V and M
+        (default: the pipeline's)."""
         from .rollout.pool import agent_spec
 
-        return agent_spec(self.cfg.env, self.cfg.env_backend, max_steps, envs_per_worker or self.cfg.real.envs_per_worker,
-                          self.v_path(vae_path), rnn_path or self.rnn_path)
+        return agent_spec(self.cfg.env, env_backend or self.cfg.env_backend, max_steps,
+                          envs_per_worker or self.cfg.real.envs_per_worker, self.v_path(vae_path),
+                          rnn_path or self.rnn_path)
 
     def real_evaluator(self, max_steps: int | None = None, vae_path: Path | None = None,
                        rnn_path: Path | None = None):
@@ -333,7 +335,8 @@ class Run:
         from .real import RealEvaluator
 
         rc = self.cfg.real
-        return RealEvaluator(self.real_worker_spec(max_steps or rc.max_steps, vae_path, rnn_path), rc.workers,
+        spec = self.real_worker_spec(max_steps or rc.max_steps, vae_path, rnn_path, env_backend=rc.env_backend)
+        return RealEvaluator(spec, rc.workers,
                              rc.backend, rc.address, rc.rollout_timeout_s, rc.max_attempts, progress=self.progress,
                              patience=rc.patience)
 
@@ -377,6 +380,7 @@ class Run:
                                        eval_start=x0 is not None)
         metrics["projection"] = projection
         metrics["start"] = "dream solution" if x0 is not None else "zeros"
+        metrics["env_backend"] = rc.env_backend or self.cfg.env_backend
         return metrics
 
     def evaluate(self, controller: str = "latest") -> dict[str, Any]:
