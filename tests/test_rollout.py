@@ -180,3 +180,19 @@ def test_a_hopeless_episode_stops_after_patience_steps_without_a_reward(patience
     assert (out["steps"], out["stopped_early"], out["truncated"]) == (steps, stopped, True)
     rewards = [1.0 if t in (1, 2, 3, 7) else -0.1 for t in range(1, steps + 1)]
     assert out["return"] == pytest.approx(sum(rewards))  # what it earned until the stop
+
+
+@needs_envpool
+def test_real_cma_es_on_envpool_for_a_gymnasium_run_is_named(tiny_run_dir, tmp_path):
+    import json
+    import shutil
+
+    from wm_fast.cli import main
+
+    d = shutil.copytree(tiny_run_dir, tmp_path / "D")
+    main(["train-controller", "--run-dir", str(d), "--mode", "real", "--real.env-backend", "envpool",
+          "--real.generations", "1", "--real.popsize", "4", "--real.rollouts", "1", "--real.eval-rollouts", "2",
+          "--real.patience", "10", "--real.workers", "1", "--quiet"])
+    record = json.loads((d / "train-controller-real.json").read_text())
+    assert record["env_backend"] == "envpool" and record["config"]["real"]["env_backend"] == "envpool"
+    assert json.loads((d / "collect.json").read_text())["env_backend"] == "gymnasium"  # the run's own stays

@@ -28,6 +28,7 @@ import tyro
 from .config import (CollectConfig, ControllerConfig, EvalConfig, IterateConfig, PipelineConfig, RealConfig,
                      RNNConfig, VAEConfig, get_preset, validate)
 from .errors import ConfigError, WmFastError
+from .pipeline import Run, load_config
 from .storage import dumps_json
 
 Flat = tyro.conf.OmitArgPrefixes
@@ -49,8 +50,6 @@ def _config(run_dir: Path, env: Optional[str], preset: Optional[str],
             cfg.env_backend = env_backend  # type: ignore[assignment]
             validate(cfg)
         return cfg
-    from .pipeline import load_config
-
     cfg = load_config(saved)
     if env is not None and env != cfg.env:
         raise ConfigError(f"--env {env!r} differs from the run's environment {cfg.env!r} in {saved}")
@@ -62,8 +61,6 @@ def _config(run_dir: Path, env: Optional[str], preset: Optional[str],
 
 def _stage(name: str, run_dir: Path, cfg: PipelineConfig, quiet: bool, call: Optional[dict[str, Any]] = None,
            method: Optional[str] = None) -> dict[str, Any]:
-    from .pipeline import Run
-
     validate(cfg)
     run = Run(run_dir, cfg, progress=not quiet, save_config=not (run_dir / "config.json").exists())
     metrics = getattr(run, method or name.replace("-", "_"))(**(call or {}))
@@ -95,8 +92,6 @@ def run(run_dir: Path, collect: CollectConfig, vae: VAEConfig, rnn: RNNConfig, c
         env_backend: gymnasium (the reference) or envpool (C++, faster; `pip install 'wm-fast[envpool]'`).
         quiet: No progress bars.
     """
-    from .pipeline import Run
-
     cfg = PipelineConfig(env=env, env_backend=env_backend, preset=preset, collect=collect, vae=vae, rnn=rnn,
                          controller=controller, evaluate=evaluate, real=real, iterate=iterate)
     validate(cfg)
@@ -227,8 +222,6 @@ def iterate(run_dir: Path, iterate: Annotated[IterateConfig, Flat], controller: 
         preset: Preset for the defaults (default: the run's config, else quick).
         quiet: No progress bars.
     """
-    from .pipeline import Run
-
     cfg = _from_run(run_dir, env, preset, iterate=iterate, controller=controller, real=real, evaluate=evaluate)
     validate(cfg)
     run = Run(run_dir, cfg, progress=not quiet, save_config=not (run_dir / "config.json").exists())

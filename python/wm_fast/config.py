@@ -188,6 +188,9 @@ class RealConfig:
     """An episode running longer than this is presumed hung: its worker is killed and the episode re-run elsewhere."""
     max_attempts: int = 3
     """Tries per episode (worker death, hang or error) before it is dropped from the candidate's mean."""
+    run_mode: Literal["off", "real", "dream-then-real"] = "off"
+    """Real-environment CMA-ES that `wm-fast run` does after the dream stage (`train-controller --mode`);
+    `evaluate` then scores its controller. off: none."""
     env_backend: Optional[Literal["gymnasium", "envpool"]] = None
     """Env backend of these CMA-ES episodes (default: the run's). Named in the stage record: e.g. C tuned on
     EnvPool's fast CarRacing with a V trained on gymnasium frames, then scored on gymnasium."""
@@ -255,7 +258,8 @@ def _paper() -> PipelineConfig:
 
 
 def _quick() -> PipelineConfig:
-    # ~8 minutes on 2 cores (measured: see results/); V's training is the slow part.
+    # About 25 minutes on 2 cores (results/carracing_quick.md): collection, V and M, C in the
+    # dream, then C by CMA-ES on EnvPool's CarRacing (needs the envpool extra, see README).
     return PipelineConfig(
         preset="quick",
         collect=CollectConfig(episodes=80, max_steps=500),
@@ -265,12 +269,13 @@ def _quick() -> PipelineConfig:
             popsize=32, rollouts=8, generations=60, dream_steps=500, eval_every=10,
             eval_rollouts=256,
         ),
-        evaluate=EvalConfig(episodes=5, max_steps=1000),
-        # Real CarRacing episodes take ~7 s each on one core here: the real phase is kept to
-        # ~100 episodes (a few minutes on 2 workers); every real score uses >= 20 episodes.
+        evaluate=EvalConfig(episodes=20, max_steps=1000),
+        # After the dream, C is trained by CMA-ES on real episodes of EnvPool's fast CarRacing (V
+        # trained on gymnasium frames), hopeless episodes stopped after 100 steps without a new
+        # tile; ~10 minutes on 2 cores. `evaluate` scores it on gymnasium's CarRacing.
         real=RealConfig(
-            popsize=8, rollouts=2, generations=4, finetune_generations=4, max_steps=1000, eval_every=4,
-            eval_rollouts=20,
+            popsize=16, rollouts=1, generations=40, finetune_generations=4, max_steps=1000, eval_every=10,
+            eval_rollouts=16, run_mode="real", env_backend="envpool", patience=100,
         ),
         iterate=IterateConfig(episodes=16, rnn_epochs=20, generations=20, eval_episodes=20),
     )
@@ -438,6 +443,8 @@ def validate(cfg: PipelineConfig) -> None:
         raise ConfigError("real.address (--address) is for --backend ray only")
     if cfg.iterate.start not in ("dream", "dream-real", "real"):
         raise ConfigError(f"iterate.start must be dream, dream-real or real, got {cfg.iterate.start!r}")
+    if cfg.real.run_mode not in ("off", "real", "dream-then-real"):
+        raise ConfigError(f"real.run_mode must be off, real or dream-then-real, got {cfg.real.run_mode!r}")
     if cfg.real.patience < 0:
         raise ConfigError(f"real.patience must be non-negative, got {cfg.real.patience}")
     if not 0.0 <= cfg.rnn.holdout < 1.0:

@@ -47,7 +47,7 @@ _STAGE_SECTIONS = {
     "encode": ("collect", "vae"),
     "train-rnn": ("collect", "vae", "rnn"),
     "train-controller": ("collect", "vae", "rnn", "controller"),
-    "evaluate": ("collect", "vae", "rnn", "controller", "iterate", "evaluate"),
+    "evaluate": ("collect", "vae", "rnn", "controller", "real", "iterate", "evaluate"),
     "evaluate-dream": ("collect", "vae", "rnn", "controller", "evaluate"),
     "train-controller-real": ("collect", "vae", "rnn", "real"),
     "train-controller-dream-real": ("collect", "vae", "rnn", "controller", "real"),
@@ -172,7 +172,9 @@ class Run:
         Returns {"name" (resolved), "vae" (None for a state env), "rnn", "controller"}.
         """
         if name == "latest":
-            name = "iterate" if iterate_module.finished_rounds(self) else "dream"
+            real = {"off": None, "real": "real", "dream-then-real": "dream-real"}[self.cfg.real.run_mode]
+            name = ("iterate" if iterate_module.finished_rounds(self) else
+                    real if real and self.controller_file(real).exists() else "dream")
         folders = {"dream": "controller", "real": "controller_real", "dream-real": "controller_dream_real"}
         if name in folders:
             models = {"vae": self.vae_path, "rnn": self.rnn_path,
@@ -412,11 +414,20 @@ class Run:
     def run_all(self, log: Callable[[str], None] = print) -> dict[str, Any]:
         """Every stage in order; a stage already complete with this config is skipped.
 
-        With iterate.run_rounds > 0 (e.g. CartPole's presets), that many iterate rounds run
-        before `evaluate`, which then scores the last round's controller.
+        With real.run_mode set (the CarRacing `quick` preset), real-environment CMA-ES runs after
+        the dream stage; with iterate.run_rounds > 0 (CartPole's presets), that many iterate rounds
+        run. Either comes before `evaluate`, which then scores the latest controller.
         """
         results = {}
         for stage in STAGES:
+            if stage == "evaluate" and self.cfg.real.run_mode != "off":
+                mode = self.cfg.real.run_mode
+                name = "train-controller-real" if mode == "real" else "train-controller-dream-real"
+                if self.is_complete(name):
+                    log(f"[wm-fast] {name}: already complete in {self.stage_file(name)}, skipping")
+                else:
+                    log(f"[wm-fast] {name}: running")
+                    results[name] = self.train_controller(mode)
             if stage == "evaluate" and self.cfg.iterate.run_rounds > 0:
                 log(f"[wm-fast] iterate: {self.cfg.iterate.run_rounds} rounds")
                 results["iterate"] = self.iterate(self.cfg.iterate.run_rounds)

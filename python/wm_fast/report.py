@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .pipeline import STAGES, machine_description
+from .pipeline import STAGES
+from .provenance import machine_description
 from .storage import MissingStageError, atomic_write_json, read_json
 
 

@@ -1,10 +1,13 @@
-"""Environments by name: `make("carracing", max_steps=...)`.
+"""Environments by name: `make("carracing", backend="gymnasium", max_steps=...)`, or N of them
+as one `VecEnv` (envs/vec.py): `make_vec("carracing", 8, max_steps, backend="envpool")`.
 
-Every environment module defines a factory `make_env(max_steps: int = ..., render_mode=None)`
-returning an object with the `Env` interface below. Adding an environment is a new module
-plus one `EnvSpec` line in `_REGISTRY`. Modules are imported only when `make` is called, so
-importing `wm_fast.envs` does not load Box2D, ViZDoom, ...; `spec(name)` answers the static
-facts (action size, how the controller's outputs become actions) without importing anything.
+Every environment module defines a factory per backend, `make_env(max_steps: int = ...,
+render_mode=None)`, returning an object with the `Env` interface (envs/base.py). Adding an
+environment is a new module plus one `EnvSpec` line in `_REGISTRY`, which declares the facts
+the pipeline reads instead of hard-coding them (observation kind, action mapping, controller
+input, reward source, episode limit, backends); its presets are in config.py. Modules are
+imported only when `make` is called, so importing `wm_fast.envs` does not load Box2D,
+EnvPool, ViZDoom, ...; `spec(name)` answers the static facts without importing anything.
 
 A name of the form "package.module:factory" is imported as is, so you can collect data from
 your own environment without editing the library.
