@@ -195,3 +195,33 @@ def test_a_run_dir_that_is_a_file_is_a_one_line_error(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "wm-fast: error: the run directory afile is an existing file, not a folder; "
         "name a new or existing folder with --run-dir"]
+
+
+def test_run_with_a_real_stage_evaluates_the_real_controller(tmp_path):
+    proc = wm_fast("run", "--preset", "tiny", "--run-dir", "D", "--real.run-mode", "real", "--real.generations", "1",
+                   "--real.popsize", "4", "--real.rollouts", "1", "--real.eval-rollouts", "2", "--real.patience", "5",
+                   "--real.workers", "1", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    d = tmp_path / "D"
+    assert json.loads((d / "train-controller-real.json").read_text())["complete"]
+    ev = json.loads((d / "evaluate.json").read_text())
+    assert ev["controller"] == "real" and ev["controller_file"].endswith("controller_real/controller.pt")
+    summary_out = tmp_path / "s.json"
+    assert wm_fast("summarize", "--run-dir", "D", "--json-out", str(summary_out), cwd=tmp_path).returncode == 0
+    s = json.loads(summary_out.read_text())
+    assert "train-controller-real" in s["stages"] and s["real"]["controller"] == "real"
+
+
+def test_the_committed_quick_controller_still_drives(tmp_path):
+    """results/carracing_quick/ as committed, re-scored by `wm-fast evaluate` on 2 seeds no stage used."""
+    import shutil
+
+    src = Path(__file__).resolve().parents[1] / "results" / "carracing_quick"
+    if not (src / "config.json").exists():
+        pytest.skip("results/carracing_quick/ not written yet")
+    d = shutil.copytree(src, tmp_path / "D")
+    proc = wm_fast("evaluate", "--run-dir", "D", "--episodes", "2", "--seed-start", "80000", "--no-video",
+                   "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    ev = json.loads((d / "evaluate.json").read_text())
+    assert ev["controller"] == "real" and ev["env_backend"] == "gymnasium" and ev["mean"] > 200  # random: ~ -70
