@@ -266,7 +266,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 
 def test_kill_9_then_resume(tmp_path):
     out = tmp_path / "episodes"
-    settings = dict(episodes=8, max_steps=150, workers=2, seed=3, policy="brownian")
+    settings = dict(episodes=8, max_steps=150, workers=2, envs_per_worker=1, seed=3, policy="brownian")
     code = textwrap.dedent(f"""
         from wm_fast.config import CollectConfig
         from wm_fast.rollout.collect import collect

@@ -151,10 +151,13 @@ class WorkerCore:
         t0 = time.perf_counter()
         out: dict[str, Any]
         if task.kind == "episodes":
-            results = run_episodes(self.vec, task.episodes, self.actor)
-            for i, path in enumerate(task.shards or []):
-                results[i] = _write_shard(path, results[i], self.spec.env_name)
-            out = {"episodes": results}
+            written: dict[int, dict[str, Any]] = {}
+
+            def write(i: int, episode: dict[str, Any]) -> None:  # each shard as its episode ends
+                written[i] = _write_shard(task.shards[i], episode, self.spec.env_name)  # type: ignore[index]
+
+            results = run_episodes(self.vec, task.episodes, self.actor, on_episode=write if task.shards else None)
+            out = {"episodes": [written.get(i, r) for i, r in enumerate(results)]}
         elif task.kind == "probe":
             first = task.episodes[0]
             steps, seed = 0, first.seed
