@@ -15,6 +15,7 @@ your own environment without editing the library.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -137,9 +138,10 @@ def make_vec(name: str, num_envs: int, max_steps: int, backend: str = "gymnasium
     return VecEnv(lambda: make_one(max_steps=max_steps), num_envs, backend)
 
 
+@functools.lru_cache(maxsize=None)
 def facts(name: str) -> EnvSpec:
     """The registry facts of `name`; a "module:function" env gets frames, [z, h], M's reward and
-    its own `action_dim` / `action_mapping` attributes (one env is made to read them)."""
+    its own `action_dim` / `action_mapping` attributes (one env is made to read them, once per process)."""
     if name in _REGISTRY:
         return _REGISTRY[name]
     env = make(name, max_steps=1)
