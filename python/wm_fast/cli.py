@@ -7,7 +7,8 @@ the value this run would use: the run directory's config.json, else the preset (
 (`wm-fast collect --episodes 40`, `wm-fast evaluate --episodes 100 --seed-start S`); one that
 reads several names them (`wm-fast train-controller --controller.generations 5 --real.workers 8`,
 `wm-fast run --preset quick --rnn.epochs 10`). `wm-fast <command> --help` lists them all.
-Errors are one line and exit status 2; set WM_FAST_DEBUG=1 to see tracebacks.
+Errors are one line and exit status 2; set WM_FAST_DEBUG=1 to see tracebacks. A command
+stopped by its `--stop-after-minutes` budget says so in one line and exits with status 3.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import functools
 import inspect
 import os
 import sys
+import time
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Optional
@@ -27,7 +29,7 @@ import tyro
 
 from .config import (CollectConfig, ControllerConfig, EvalConfig, IterateConfig, PipelineConfig, RealConfig,
                      RNNConfig, VAEConfig, get_preset, validate)
-from .errors import ConfigError, WmFastError
+from .errors import ConfigError, TimeBudgetReached, WmFastError
 from .pipeline import Run, load_config
 from .storage import dumps_json
 
@@ -59,10 +61,19 @@ def _config(run_dir: Path, env: Optional[str], preset: Optional[str],
     return cfg
 
 
+def _deadline(minutes: Optional[float]) -> Optional[float]:
+    if minutes is None:
+        return None
+    if not minutes > 0:
+        raise ConfigError(f"--stop-after-minutes must be positive, got {minutes}")
+    return time.monotonic() + 60.0 * minutes
+
+
 def _stage(name: str, run_dir: Path, cfg: PipelineConfig, quiet: bool, call: Optional[dict[str, Any]] = None,
-           method: Optional[str] = None) -> dict[str, Any]:
+           method: Optional[str] = None, stop_after_minutes: Optional[float] = None) -> dict[str, Any]:
     validate(cfg)
-    run = Run(run_dir, cfg, progress=not quiet, save_config=not (run_dir / "config.json").exists())
+    run = Run(run_dir, cfg, progress=not quiet, save_config=not (run_dir / "config.json").exists(),
+              deadline=_deadline(stop_after_minutes))
     metrics = getattr(run, method or name.replace("-", "_"))(**(call or {}))
     print(dumps_json({"stage": name, "run_dir": str(run_dir), "metrics": _short(metrics)}, indent=1))
     return metrics
@@ -79,7 +90,8 @@ def _from_run(run_dir: Path, env: Optional[str], preset: Optional[str], env_back
 
 def run(run_dir: Path, collect: CollectConfig, vae: VAEConfig, rnn: RNNConfig, controller: ControllerConfig,
         evaluate: EvalConfig, real: RealConfig, iterate: IterateConfig, env: str = "carracing",
-        preset: str = "quick", env_backend: EnvBackend = "gymnasium", quiet: bool = False) -> None:
+        preset: str = "quick", env_backend: EnvBackend = "gymnasium", quiet: bool = False,
+        stop_after_minutes: Optional[float] = None) -> None:
     """Run every stage in order (collect, train-vae, encode, train-rnn, train-controller, evaluate).
 
     Stages already complete in the run directory are skipped; interrupted ones resume. Any
@@ -88,14 +100,17 @@ def run(run_dir: Path, collect: CollectConfig, vae: VAEConfig, rnn: RNNConfig, c
     Args:
         run_dir: Run directory (created if missing).
         env: Environment: carracing, or cartpole (its state is z: no V).
-        preset: tiny (seconds), quick (minutes), or paper (the paper's settings).
+        preset: tiny (seconds), quick (minutes), headline (hours, in steps: see --stop-after-minutes),
+            or paper (the paper's settings).
         env_backend: gymnasium (the reference) or envpool (C++, faster; `pip install 'wm-fast[envpool]'`).
         quiet: No progress bars.
+        stop_after_minutes: Stop cleanly after the first CMA-ES generation that ends past this budget
+            (exit status 3, state saved); the same command again continues, with the same result.
     """
     cfg = PipelineConfig(env=env, env_backend=env_backend, preset=preset, collect=collect, vae=vae, rnn=rnn,
                          controller=controller, evaluate=evaluate, real=real, iterate=iterate)
     validate(cfg)
-    results = Run(run_dir, cfg, progress=not quiet).run_all()
+    results = Run(run_dir, cfg, progress=not quiet, deadline=_deadline(stop_after_minutes)).run_all()
     ev = results.get("evaluate", {})
     print(f"[wm-fast] done: real mean return {ev.get('mean', float('nan')):.1f} ± {ev.get('std', float('nan')):.1f} "
           f"over {len(ev.get('returns', []))} episodes; see {run_dir}/evaluate.json")
@@ -155,7 +170,8 @@ def train_rnn(run_dir: Path, rnn: Annotated[RNNConfig, Flat], env: Optional[str]
 
 def train_controller(run_dir: Path, controller: ControllerConfig, real: RealConfig,
                      mode: Literal["dream", "real", "dream-then-real"] = "dream", env: Optional[str] = None,
-                     preset: Optional[str] = None, quiet: bool = False) -> None:
+                     preset: Optional[str] = None, quiet: bool = False,
+                     stop_after_minutes: Optional[float] = None) -> None:
     """Train C with CMA-ES: in M's dream, in the real environment, or dream then real (resumable).
 
     The CMA-ES state is saved every generation: kill the command at any moment and rerun it
@@ -172,11 +188,13 @@ def train_controller(run_dir: Path, controller: ControllerConfig, real: RealConf
         env: Environment (default: the run's).
         preset: Preset for the defaults (default: the run's config, else quick).
         quiet: No progress bars.
+        stop_after_minutes: Stop cleanly after the first generation that ends past this budget
+            (exit status 3, state saved); the same command again continues, with the same result.
     """
     name = {"dream": "train-controller", "real": "train-controller-real",
             "dream-then-real": "train-controller-dream-real"}[mode]
     _stage(name, run_dir, _from_run(run_dir, env, preset, controller=controller, real=real), quiet,
-           call={"mode": mode}, method="train_controller")
+           call={"mode": mode}, method="train_controller", stop_after_minutes=stop_after_minutes)
 
 
 def evaluate(run_dir: Path, evaluate: Annotated[EvalConfig, Flat], env: Optional[str] = None,
@@ -323,6 +341,9 @@ def main(argv: Optional[list[str]] = None) -> None:
         base = _base_config(command, args[1:])
         commands = {name: _with_section_defaults(fn, base) for name, fn in COMMANDS.items()}
         tyro.extras.subcommand_cli_from_dict(commands, args=args, prog="wm-fast")
+    except TimeBudgetReached as e:
+        print(f"wm-fast: stopped: {e}", file=sys.stderr)
+        sys.exit(3)
     except (ConfigError, WmFastError, ValueError) as e:
         if os.environ.get("WM_FAST_DEBUG"):
             raise

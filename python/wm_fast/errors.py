@@ -35,3 +35,8 @@ class CollectError(WmFastError):
 
 class RealEvalError(WmFastError):
     """Real-environment episodes could not be run: workers cannot start, or every try failed."""
+
+
+class TimeBudgetReached(WmFastError):
+    """A command stopped cleanly at its time budget (`--stop-after-minutes`), its state saved:
+    running the same command again continues where it stopped, with the same result."""

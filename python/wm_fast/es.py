@@ -34,6 +34,7 @@ from .config import ControllerConfig
 from .dream import DreamOptions, dream, resolve_backend
 from .mdnrnn import MDNRNN
 from .scalars import Scalars
+from .errors import TimeBudgetReached
 from .storage import CheckpointError, atomic_write_bytes, dumps_json, load_checkpoint, save_checkpoint
 
 STATE_FILE = "es_state.pt"
@@ -200,6 +201,7 @@ def train_controller(
     progress: bool = True,
     on_generation: Callable[[int], None] | None = None,
     eval_start: bool = False,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) CMA-ES for cfg.generations generations.
 
@@ -215,6 +217,9 @@ def train_controller(
     faults (worker deaths, hangs, retries, with one line per event, only when there were
     any), worker_rss_mb (per worker, when the evaluator reports it) and, on evaluation
     generations, mean_solution_return.
+
+    With a `deadline` (a `time.monotonic()` value), the first generation saved after it ends
+    the call with TimeBudgetReached: resuming from that state gives the uninterrupted result.
 
     Returns: metrics dict (generations, best_eval_return, evals, last, seconds, ...).
     """
@@ -315,6 +320,11 @@ def train_controller(
             on_generation(generation)
         bar.update(1)
         bar.set_postfix(best=f"{returns.max():.1f}", mean=f"{returns.mean():.1f}", sigma=f"{es.sigma:.3f}")
+        if deadline is not None and time.monotonic() >= deadline and generation < cfg.generations:
+            bar.close()
+            scalars.close()
+            raise TimeBudgetReached(f"time budget reached after generation {generation} of {cfg.generations}; "
+                                    f"CMA-ES state saved in {state_path}: run the same command again to continue")
     bar.close()
     scalars.close()
 

@@ -99,11 +99,14 @@ class Run:
         progress: show progress bars.
         save_config: write cfg as the run's config.json (False for one-off overrides of one stage).
         log: where stages print one-line notices (e.g. the projected wall time of a real run).
+        deadline: `time.monotonic()` after which CMA-ES stages stop cleanly at the end of a
+            generation, raising TimeBudgetReached (their state saved; run again to continue).
     """
 
     def __init__(self, run_dir: Path | str, cfg: PipelineConfig | None = None, progress: bool = True,
-                 save_config: bool = True, log: Callable[[str], None] = print):
+                 save_config: bool = True, log: Callable[[str], None] = print, deadline: float | None = None):
         self.dir = Path(run_dir)
+        self.deadline = deadline
         if self.dir.exists() and not self.dir.is_dir():
             raise ConfigError(f"the run directory {self.dir} is an existing file, not a folder; "
                               "name a new or existing folder with --run-dir")
@@ -310,7 +313,7 @@ class Run:
         n = n_params(input_size(model.z_dim, model.hidden, env.controller_input),  # type: ignore[arg-type]
                      output_size(env.action_mapping, env.action_dim))  # type: ignore[arg-type]
         return self._record("train-controller", lambda: train_controller(
-            evaluator, n, self.controller_dir, self.cfg.controller, progress=self.progress))
+            evaluator, n, self.controller_dir, self.cfg.controller, progress=self.progress, deadline=self.deadline))
 
     def controller_size(self, rnn_path: Path | None = None) -> int:
         """Number of C's parameters for this run's M and env (its controller input and action mapping)."""
@@ -340,7 +343,7 @@ class Run:
         spec = self.real_worker_spec(max_steps or rc.max_steps, vae_path, rnn_path, env_backend=rc.env_backend)
         return RealEvaluator(spec, rc.workers,
                              rc.backend, rc.address, rc.rollout_timeout_s, rc.max_attempts, progress=self.progress,
-                             patience=rc.patience)
+                             patience=rc.patience, common_random_numbers=rc.common_random_numbers)
 
     def _train_real(self, out_dir: Path, x0: Any, generations: int, sigma0: float) -> dict[str, Any]:
         """CMA-ES with real episodes (see train_controller); prints the projected wall time first."""
@@ -379,7 +382,7 @@ class Run:
                     f"{probe['steps']:.0f}-step probe just now, with every episode counted at {rc.max_steps} steps; "
                     f"episodes that end early take less, a busier machine more)")
             metrics = train_controller(ev, n, out_dir, es_cfg, x0=x0, progress=self.progress,
-                                       eval_start=x0 is not None)
+                                       eval_start=x0 is not None, deadline=self.deadline)
         metrics["projection"] = projection
         metrics["start"] = "dream solution" if x0 is not None else "zeros"
         metrics["env_backend"] = rc.env_backend or self.cfg.env_backend

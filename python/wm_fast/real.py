@@ -17,6 +17,9 @@ and an episode that would have found the track again loses its later tiles. The 
 
 Seeds. Rollout r of candidate p in a generation with seed g uses env seed
 `rollout_seed(g, p, r)` (a hash of the three), independent of workers, env slots and faults.
+With `common_random_numbers`, every candidate of a call plays the same tracks,
+`rollout_seed(g, 0, r)`: CarRacing is deterministic given its seed and the actions, so the
+ranking of a generation then reflects the candidates alone, not which tracks they drew.
 """
 
 from __future__ import annotations
@@ -51,9 +54,11 @@ class RealEvaluator:
     name = "real"
 
     def __init__(self, spec: WorkerSpec, workers: int = 2, backend: str = "local", address: str | None = None,
-                 timeout_s: float = 600.0, max_attempts: int = 3, progress: bool = False, patience: int = 0):
+                 timeout_s: float = 600.0, max_attempts: int = 3, progress: bool = False, patience: int = 0,
+                 common_random_numbers: bool = False):
         self.pool = WorkerPool(spec, workers, backend, address, timeout_s, max_attempts)
         self.spec, self.progress, self.patience = spec, progress, patience
+        self.common_random_numbers = common_random_numbers
         self.steps_done = 0
         self.episodes_done = 0
         self.last_report: dict[str, Any] | None = None
@@ -73,7 +78,8 @@ class RealEvaluator:
         params = np.asarray(params, dtype=np.float32)
         n_cand = len(params)
         keys = [(p, r) for p in range(n_cand) for r in range(rollouts)]
-        requests = [EpisodeRequest(rollout_seed(seed, p, r), params[p], patience=self.patience) for p, r in keys]
+        requests = [EpisodeRequest(rollout_seed(seed, 0 if self.common_random_numbers else p, r), params[p],
+                                   patience=self.patience) for p, r in keys]
         bar = tqdm(total=len(requests), disable=not self.progress, leave=False, desc="real episodes", unit="ep")
         try:
             results, report = run_requests(
