@@ -102,3 +102,18 @@ def test_l2_penalty_pulls_the_mean_to_zero(tmp_path):
     train_controller(Flat(), 4, tmp_path, cfg, x0=np.ones(4), progress=False)
     mean = torch.load(tmp_path / "controller.pt", weights_only=True)["mean_params"]
     assert float((mean**2).mean()) < 0.25
+
+
+def test_a_time_budget_stops_cleanly_and_the_rerun_ends_as_uninterrupted(tmp_path):
+    import time
+
+    from wm_fast.errors import TimeBudgetReached
+
+    train_controller(Quadratic(), 5, tmp_path / "straight", CFG, progress=False)
+    with pytest.raises(TimeBudgetReached, match="after generation 1 of 12"):
+        train_controller(Quadratic(), 5, tmp_path / "budget", CFG, progress=False, deadline=time.monotonic())
+    np.random.seed(1)  # as in a new process
+    train_controller(Quadratic(), 5, tmp_path / "budget", CFG, progress=False)
+    a = torch.load(tmp_path / "straight" / "controller.pt", weights_only=True)
+    b = torch.load(tmp_path / "budget" / "controller.pt", weights_only=True)
+    torch.testing.assert_close(a["mean_params"], b["mean_params"], rtol=0, atol=0)

@@ -21,6 +21,7 @@ from wm_fast.controller import input_size, n_params
 from wm_fast.es import train_controller
 from wm_fast.real import RealEvalError, RealEvaluator, agent_spec, rollout_seed
 from wm_fast.rollout import EpisodeRequest, run_episodes
+from wm_fast.rollout.pool import Task
 
 FAKE = "fake_env:make_env"  # tests/fake_env.py: cheap, deterministic, faults on demand
 N = n_params(input_size(32, 16), 3)  # C for the fake_models fixture's V and M
@@ -259,3 +260,21 @@ def test_kill_9_then_rerun_ends_with_the_uninterrupted_result(tiny_run_dir, tmp_
     la = [{k: v for k, v in h.items() if k not in strip} for h in read_log(straight / "controller" / "log.jsonl")]
     lb = [{k: v for k, v in h.items() if k not in strip} for h in read_log(log)]
     assert la == lb and len(la) == 40
+
+
+def test_common_random_numbers_give_every_candidate_the_same_tracks(fake_models):
+    x = np.repeat(params(1), 3, axis=0)  # three copies of one controller
+    with RealEvaluator(spec(fake_models), workers=1) as ev:
+        independent = ev(x, 5, 2)
+    with RealEvaluator(spec(fake_models), workers=1, common_random_numbers=True) as ev:
+        shared = ev(x, 5, 2)
+    assert len(set(independent.tolist())) > 1  # the fake env's return depends on its seed
+    assert len(set(shared.tolist())) == 1
+
+
+def test_the_speed_probe_runs_every_env_slot(fake_models):
+    with RealEvaluator(spec(fake_models, max_steps=10, num_envs=3), workers=2) as ev:
+        probe = ev.probe(params(1)[0], steps=8)
+        assert probe["workers"] == 2 and probe["steps_per_s_per_worker"] > 0
+        results, _ = ev.pool.run([Task([EpisodeRequest(1, params(1)[0])], kind="probe", probe_steps=8)])
+        assert results[0]["steps"] == 3 * 8  # 3 slots of 8 steps (the fake env runs 10)

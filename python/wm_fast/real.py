@@ -108,7 +108,8 @@ class RealEvaluator:
         return means
 
     def probe(self, params: np.ndarray, steps: int = 200) -> dict[str, float]:
-        """Measure real steps/s: each worker runs `steps` steps with controller `params` (n,).
+        """Measure real steps/s: on each worker, every env slot runs an episode of at most `steps`
+        steps with controller `params` (n,), as one batch (the speed of CMA-ES's batches).
 
         Returns {"steps_per_s_per_worker" (median over workers), "workers", "steps"}.
         """

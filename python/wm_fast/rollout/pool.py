@@ -91,7 +91,8 @@ class Task:
     """A batch of episodes for one worker.
 
     kind: "episodes" (run `episodes`; → {"episodes": [result per request]}) or "probe"
-    (run `probe_steps` steps from `episodes[0]`'s seed on; → {"steps"}). shards: for a
+    (every env slot runs one episode of at most `probe_steps` steps, seeds from `episodes[0]`'s
+    on, so the speed is that of a full batch; → {"steps"}). shards: for a
     collection task, the shard path of each episode: the worker writes it and keeps only
     the episode's numbers in the result. label: how logs name the task.
     """
@@ -160,11 +161,9 @@ class WorkerCore:
             out = {"episodes": [written.get(i, r) for i, r in enumerate(results)]}
         elif task.kind == "probe":
             first = task.episodes[0]
-            steps, seed = 0, first.seed
-            while steps < task.probe_steps:
-                req = dataclasses.replace(first, seed=seed, max_steps=task.probe_steps - steps)
-                steps, seed = steps + run_episodes(self.vec, [req], self.actor)[0]["steps"], seed + 1
-            out = {"steps": steps}
+            requests = [dataclasses.replace(first, seed=first.seed + k, max_steps=task.probe_steps)
+                        for k in range(self.vec.num_envs)]
+            out = {"steps": sum(r["steps"] for r in run_episodes(self.vec, requests, self.actor))}
         else:
             raise ValueError(f"unknown task kind {task.kind!r}")
         out["seconds"] = time.perf_counter() - t0

@@ -1,0 +1,55 @@
+"""Every preset of every environment is a valid config, and invalid options are refused with
+an error that names the field."""
+
+import dataclasses
+
+import pytest
+
+from wm_fast.config import PRESET_NAMES, ConfigError, get_preset, validate
+from wm_fast.config import _ENV_PRESETS  # noqa: PLC2701 (the per-env preset table)
+
+ALL = [("carracing", name) for name in PRESET_NAMES] + [
+    (env, name) for env, presets in _ENV_PRESETS.items() for name in presets]
+
+
+@pytest.mark.parametrize("env,name", ALL)
+def test_every_preset_is_valid_and_names_itself(env, name):
+    cfg = get_preset(name, env)
+    validate(cfg)
+    assert cfg.preset == name and cfg.env == env
+
+
+def test_headline_reuses_quicks_data_models_and_dream():
+    """The headline preset differs from quick only in its real CMA-ES, so a quick run's V, M
+    and dream C are valid headline stages (results/carracing_headline.md reuses them)."""
+    quick, headline = get_preset("quick"), get_preset("headline")
+    for section in ("collect", "vae", "rnn", "controller", "evaluate"):
+        assert getattr(quick, section) == getattr(headline, section), section
+    assert headline.real.generations > quick.real.generations
+    assert headline.real.common_random_numbers and headline.real.run_mode == "real"
+
+
+@pytest.mark.parametrize("section,field,value,message", [
+    ("collect", "episodes", 0, "collect.episodes must be positive"),
+    ("vae", "lr", float("nan"), "vae.lr must be positive"),
+    ("rnn", "holdout", 1.0, r"rnn.holdout must be in \[0, 1\)"),
+    ("controller", "done_threshold", 1.5, r"controller.done_threshold must be in \(0, 1\)"),
+    ("controller", "temperature", 0.0, "controller.temperature must be positive"),
+    ("real", "popsize", 1, "real.popsize must be at least 2"),
+    ("real", "patience", -1, "real.patience must be non-negative"),
+    ("real", "run_mode", "dreamy", "real.run_mode must be off, real or dream-then-real"),
+    ("real", "backend", "cuda", "the dream backend is controller.backend"),
+    ("iterate", "noise", -0.1, "iterate.noise must be non-negative"),
+])
+def test_an_invalid_field_is_refused_by_name(section, field, value, message):
+    cfg = get_preset("quick")
+    cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{field: value})})
+    with pytest.raises(ConfigError, match=message):
+        validate(cfg)
+
+
+def test_state_envs_refuse_options_that_need_frames():
+    cfg = get_preset("quick", "cartpole")
+    cfg.iterate = dataclasses.replace(cfg.iterate, retrain_vae=True)
+    with pytest.raises(ConfigError, match="state observations and no V"):
+        validate(cfg)
