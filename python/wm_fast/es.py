@@ -213,7 +213,8 @@ def train_controller(
     first too (generation 0), so a run that starts from a solution never ends worse than it.
 
     log.jsonl gets one line per generation: generation, best / mean / worst return, sigma,
-    wall_s, elapsed_s, steps_per_s, evaluator, episodes (when the evaluator counts them),
+    wall_s, elapsed_s, steps_per_s, steps (env or dream steps of the generation), evaluator,
+    episodes (when the evaluator counts them),
     faults (worker deaths, hangs, retries, with one line per event, only when there were
     any), worker_rss_mb (per worker, when the evaluator reports it) and, on evaluation
     generations, mean_solution_return.
@@ -263,9 +264,11 @@ def train_controller(
     def evaluate_mean() -> dict[str, Any]:
         nonlocal best_eval, best_eval_params
         mean = np.asarray(es.mean, dtype=np.float32)
+        steps_before, t0 = getattr(evaluator, "steps_done", 0), time.perf_counter()
         score = float(evaluator(mean[None], _generation_seed(cfg.seed, generation, salt=1),
                                 cfg.eval_rollouts)[0])
         entry = {"generation": generation, "mean_solution_return": score, "rollouts": cfg.eval_rollouts,
+                 "steps": getattr(evaluator, "steps_done", 0) - steps_before, "wall_s": time.perf_counter() - t0,
                  **_fault_fields(getattr(evaluator, "last_report", None))}
         entry.pop("worker_rss_mb", None)
         evals.append(entry)
@@ -302,7 +305,7 @@ def train_controller(
             "generation": generation, "best": float(returns.max()), "mean": float(returns.mean()),
             "worst": float(returns.min()), "sigma": float(es.sigma), "wall_s": wall,
             "elapsed_s": (history[-1].get("elapsed_s", 0.0) if history else 0.0) + wall,
-            "steps_per_s": steps / wall if wall > 0 else 0.0, "evaluator": evaluator.name,
+            "steps_per_s": steps / wall if wall > 0 else 0.0, "steps": steps, "evaluator": evaluator.name,
         }
         if episodes_before is not None:
             entry["episodes"] = getattr(evaluator, "episodes_done") - episodes_before
