@@ -117,3 +117,14 @@ def test_a_time_budget_stops_cleanly_and_the_rerun_ends_as_uninterrupted(tmp_pat
     a = torch.load(tmp_path / "straight" / "controller.pt", weights_only=True)
     b = torch.load(tmp_path / "budget" / "controller.pt", weights_only=True)
     torch.testing.assert_close(a["mean_params"], b["mean_params"], rtol=0, atol=0)
+
+
+def test_progress_orders_generations_and_evaluations_in_time(tmp_path):
+    from wm_fast.report import plot_progress, progress
+
+    train_controller(Quadratic(), 5, tmp_path, CFG, progress=False)
+    c = progress(tmp_path)
+    assert len(c["gen_mean"]) == 12 and len(c["eval_score"]) == 3 and not c["uncounted_evals"]
+    assert c["gen_hours"] == sorted(c["gen_hours"]) and c["eval_hours"][-1] >= c["gen_hours"][-1]
+    png = plot_progress({"quadratic": c}, tmp_path / "p.png", final={"quadratic": (0.001, 0, -0.1, 0.05)})
+    assert png.stat().st_size > 5000

@@ -248,6 +248,40 @@ def iterate(run_dir: Path, iterate: Annotated[IterateConfig, Flat], controller: 
         {k: v for k, v in row.items() if not isinstance(v, (list, dict))} for row in result["rounds"]]}, indent=1))
 
 
+def video(run_dir: Path, controller: Literal["latest", "dream", "real", "dream-real", "iterate"] = "latest",
+          seed: int = 123, steps: int = 300, temperature: Optional[float] = None, out: Optional[Path] = None,
+          env_backend: Optional[EnvBackend] = None) -> None:
+    """A GIF of C on a real track beside V's decoding of M's dream from the same first frame.
+
+    Panels: the real frame | V's decoding of the real z (what C sees) | V's decoding of the
+    dreamed z (C driving in M's dream). See wm_fast/video.py.
+
+    Args:
+        run_dir: A run directory with a trained controller.
+        controller: Which controller (as for evaluate).
+        seed: Env seed of the real episode (and of the dream's noise).
+        steps: Steps of both (at most).
+        temperature: Dream temperature (default: the run's controller.temperature).
+        out: The GIF (default: RUN_DIR/real_vs_dream-<controller>.gif).
+        env_backend: Env backend of the real episode (default: the run's).
+    """
+    from .evaluate import write_gif
+    from .video import real_beside_dream
+
+    if steps <= 0:
+        raise ConfigError(f"--steps must be positive, got {steps}")
+    if not (run_dir / "config.json").exists():
+        raise ConfigError(f"{run_dir} is not a run directory (it has no config.json)")
+    run = Run(run_dir, progress=False, save_config=False)
+    models = run.controller_models(controller)
+    run._need(models["controller"], f"a trained controller at {models['controller']}", "video")
+    tau = run.cfg.controller.temperature if temperature is None else temperature
+    result = real_beside_dream(run.cfg.env, env_backend or run.cfg.env_backend, models["vae"], models["rnn"],
+                               models["controller"], seed, steps, tau, run.cfg.controller.done_threshold)
+    path = write_gif(result.pop("frames"), out or run_dir / f"real_vs_dream-{models['name']}.gif", scale=1)
+    print(dumps_json({"video": str(path), "seed": seed, "temperature": tau, **result}, indent=1))
+
+
 def summarize(run_dir: Path, json_out: Path, command: Optional[str] = None) -> None:
     """Summarize a finished run into JSON_OUT (and a markdown table beside it) for results/.
 
@@ -294,6 +328,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "train-controller": train_controller,
     "evaluate": evaluate,
     "iterate": iterate,
+    "video": video,
     "summarize": summarize,
     "dqn": dqn,
 }

@@ -86,3 +86,89 @@ def write_summary(run_dir: Path | str, out: Path | str, command: str | None = No
                  f"{r['dream_return']:.1f} | {r['new_episodes']} | {r['seconds']:.0f} |" for r in summary["iterate_rounds"]]
     out.with_suffix(".md").write_text("\n".join(rows) + "\n")
     return summary
+
+
+def progress(controller_dir: Path | str) -> dict[str, list[float]]:
+    """A CMA-ES run's scores against cumulative wall-clock hours and env steps, from its
+    log.jsonl and es_state.pt (generations and evaluations of the mean in the order they ran).
+
+    Returns lists: gen_hours, gen_steps, gen_mean (the population's mean return), eval_hours,
+    eval_steps, eval_score (the CMA mean's evaluation), and uncounted_evals: evaluations
+    whose steps and wall time predate their logging (they count as 0 in the sums).
+    """
+    from .es import STATE_FILE
+    from .storage import load_checkpoint
+
+    folder = Path(controller_dir)
+    evals = list(load_checkpoint(folder / STATE_FILE, required=("evals",))["evals"])
+    history = _read_jsonl(folder / "log.jsonl")
+    out: dict[str, list[float]] = {k: [] for k in ("gen_hours", "gen_steps", "gen_mean", "eval_hours", "eval_steps",
+                                                   "eval_score", "uncounted_evals")}
+    seconds = steps = 0.0
+
+    def add_evals(generation: int) -> None:
+        nonlocal seconds, steps
+        for e in (e for e in evals if e["generation"] == generation):
+            if "steps" not in e:
+                out["uncounted_evals"].append(generation)
+            seconds += e.get("wall_s", 0.0)
+            steps += e.get("steps", 0)
+            out["eval_hours"].append(seconds / 3600)
+            out["eval_steps"].append(steps)
+            out["eval_score"].append(e["mean_solution_return"])
+
+    add_evals(0)
+    for h in history:
+        seconds += h["wall_s"]
+        steps += h.get("steps", h["steps_per_s"] * h["wall_s"])
+        out["gen_hours"].append(seconds / 3600)
+        out["gen_steps"].append(steps)
+        out["gen_mean"].append(h["mean"])
+        add_evals(h["generation"])
+    return out
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_progress(curves: dict[str, dict[str, list[float]]], path: Path | str,
+                  final: dict[str, tuple[float, float, float, float]] | None = None) -> Path:
+    """PNG: score against wall-clock hours (left) and real env steps (right), one colour per run.
+
+    curves: label -> `progress(...)`. final: label -> (hours, steps, mean, std) of a held-out
+    score, drawn as a point with an error bar.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for i, (label, c) in enumerate(curves.items()):
+        colour = f"C{i}"
+        for ax, x, ex in ((axes[0], c["gen_hours"], c["eval_hours"]), (axes[1], c["gen_steps"], c["eval_steps"])):
+            scale = 1e6 if ax is axes[1] else 1.0
+            ax.plot([v / scale for v in x], c["gen_mean"], color=colour, alpha=0.3, lw=0.8)
+            ax.plot([v / scale for v in ex], c["eval_score"], "o-", color=colour, ms=3,
+                    label=f"{label}: CMA mean (its evaluation episodes)")
+        if final and label in final:
+            hours, steps, mean, std = final[label]
+            axes[0].errorbar([hours], [mean], [std], fmt="*", color=colour, ms=10, capsize=3,
+                             label=f"{label}: held-out {mean:.0f} ± {std:.0f}")
+            axes[1].errorbar([steps / 1e6], [mean], [std], fmt="*", color=colour, ms=10, capsize=3)
+    axes[0].set_xlabel("wall-clock hours of CMA-ES")
+    axes[1].set_xlabel("real env steps (millions)")
+    axes[0].set_ylabel("return (thin: population mean)")
+    axes[0].legend(fontsize=7, loc="lower right")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
