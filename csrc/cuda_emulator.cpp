@@ -83,7 +83,7 @@ DreamOutputs dream_cuda_emulated(WM_DREAM_ARGS, int64_t tile) {
   std::vector<at::Tensor> keep;
   const cuda_kernel::CudaArgs a = cuda_kernel::pack_cuda_args(
       s, w_ih, w_hh, b_ih, b_hh, head_w, head_b, params, init_mu, init_logvar, init_index, init_eps, noise_u,
-      noise_eps, out, keep);
+      noise_eps, mask_z, mask_h, out, keep);
   const int tb = tile > 0 ? static_cast<int>(tile) : cuda_kernel::choose_tile(a, 227 * 1024);
   TORCH_CHECK_VALUE(tb == 1 || tb == 2 || tb == 4 || tb == 8 || tb == 16, "tile must be 1, 2, 4, 8 or 16, got ",
                     tb);

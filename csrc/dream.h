@@ -6,7 +6,8 @@
 //   wm_fast::dream(w_ih, w_hh, b_ih, b_hh, head_w, head_b, params, init_mu, init_logvar,
 //                  steps, rollouts, temperature, seed, action_mapping, controller_input,
 //                  reward_source, done_threshold, layout, common_random_numbers,
-//                  init_index?, init_eps?, noise_u?, noise_eps?, return_trajectories)
+//                  init_index?, init_eps?, noise_u?, noise_eps?, return_trajectories,
+//                  dropout = 0, mask_z? = None, mask_h? = None)
 //     -> (returns (P, R) f32, lengths (P, R) i64,
 //         z (T, P, R, Z), h (T, P, R, H), action (T, P, R, A), reward (T, P, R),
 //         done (T, P, R) bool, alive (T, P, R) bool)      trajectories: shape (0,) unless asked
@@ -15,6 +16,12 @@
 // columns z then a; head rows logits, mu, logsigma, reward, done), the controller parameters
 // that of controller.py. Sizes Z, A, H, K, D come from the tensor shapes. The semantics are
 // those of dream.py:dream_reference; the noise layout is in philox.h.
+//
+// Dropout dreams (Dropout's Dream Land): with dropout p > 0, or with injected masks mask_z (P, R, Z)
+// and mask_h (P, R, H), each rollout has one pair of multiplier masks for all its steps: the gates
+// read [z * mask_z, a] and h * mask_h (c, the action, and the z and h that C and the head read are
+// never masked). Without injected masks they come from Philox (purpose kMask, philox.h), keyed by
+// (seed, candidate, rollout) like the rest of the noise: 0 or 1 / (1 - p).
 #pragma once
 
 #include <torch/torch.h>
@@ -49,11 +56,12 @@ using DreamOutputs =
       double done_threshold, c10::string_view layout, bool common_random_numbers,                             \
       const std::optional<at::Tensor>&init_index, const std::optional<at::Tensor>&init_eps,                   \
       const std::optional<at::Tensor>&noise_u, const std::optional<at::Tensor>&noise_eps,                     \
-      bool return_trajectories
+      bool return_trajectories, double dropout, const std::optional<at::Tensor>&mask_z,                       \
+      const std::optional<at::Tensor>&mask_h
 #define WM_DREAM_ARG_NAMES                                                                                   \
   w_ih, w_hh, b_ih, b_hh, head_w, head_b, params, init_mu, init_logvar, steps, rollouts, temperature, seed,   \
       action_mapping, controller_input, reward_source, done_threshold, layout, common_random_numbers,         \
-      init_index, init_eps, noise_u, noise_eps, return_trajectories
+      init_index, init_eps, noise_u, noise_eps, return_trajectories, dropout, mask_z, mask_h
 
 // Sizes and options of one dream call, after validation.
 struct DreamSpec {
@@ -61,8 +69,10 @@ struct DreamSpec {
   int64_t P, R, T, N, n_in, n_out;
   int32_t mapping, cinput, layout;  // enums of dream_kernel.h
   bool reward_alive, crn, injected, trajectories;
+  bool masks_injected;  // mask_z and mask_h given
   uint64_t seed;
   float temperature, done_logit;
+  float dropout, dropout_scale;  // p and 1 / (1 - p)
 };
 
 // The scalars both kernels take, from a validated spec.
@@ -89,6 +99,8 @@ inline DreamScalars dream_scalars(const DreamSpec& s) {
   d.inv_tau = 1.0f / s.temperature;
   d.sqrt_tau = std::sqrt(s.temperature);
   d.done_logit = s.done_logit;
+  d.dropout = s.dropout;
+  d.dropout_scale = s.dropout_scale;
   return d;
 }
 
@@ -131,6 +143,10 @@ DreamOutputs dream_cuda_emulated(WM_DREAM_ARGS, int64_t tile);
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> philox_dream_noise(int64_t seed, int64_t P, int64_t R,
                                                                             int64_t T, int64_t Z, int64_t N,
                                                                             bool common_random_numbers);
+// The engine's own dropout masks (philox.h, purpose kMask) as explicit tensors with DreamNoise's
+// meaning: mask_z (P, R, Z), mask_h (P, R, H), each value 0 or 1 / (1 - dropout).
+std::tuple<at::Tensor, at::Tensor> philox_dream_masks(int64_t seed, int64_t P, int64_t R, int64_t Z, int64_t H,
+                                                      double dropout, bool common_random_numbers);
 // One Philox4x32-10 block (for known-answer tests).
 std::vector<int64_t> philox4x32_10_words(const std::vector<int64_t>& ctr, const std::vector<int64_t>& key);
 

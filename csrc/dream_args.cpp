@@ -63,6 +63,7 @@ DreamSpec check_dream_args(WM_DREAM_ARGS, const c10::Device& dev) {
                     temperature);
   TORCH_CHECK_VALUE(done_threshold > 0.0 && done_threshold < 1.0, "done_threshold must be in (0, 1), got ",
                     done_threshold);
+  TORCH_CHECK_VALUE(dropout >= 0.0 && dropout < 1.0, "dropout must be in [0, 1), got ", dropout);
   s.mapping = parse_choice(action_mapping, "action_mapping", {"carracing", "threshold", "argmax"});
   s.cinput = parse_choice(controller_input, "controller_input", {"zh", "zch"});
   s.reward_alive = parse_choice(reward_source, "reward_source", {"model", "alive"}) == 1;
@@ -138,6 +139,20 @@ DreamSpec check_dream_args(WM_DREAM_ARGS, const c10::Device& dev) {
     check_finite(noise_eps->contiguous(), "noise_eps");
   }
 
+  // Optional dropout masks: both or none.
+  const int n_masks = mask_z.has_value() + mask_h.has_value();
+  TORCH_CHECK_VALUE(n_masks == 0 || n_masks == 2, "mask_z and mask_h must be given together (got ", n_masks,
+                    " of 2)");
+  s.masks_injected = n_masks == 2;
+  if (s.masks_injected) {
+    check_tensor(*mask_z, "mask_z", f32, 3, dev);
+    check_tensor(*mask_h, "mask_h", f32, 3, dev);
+    check_shape(*mask_z, "mask_z", {P, rollouts, Z}, "(P, R, Z)");
+    check_shape(*mask_h, "mask_h", {P, rollouts, H}, "(P, R, H)");
+    check_finite(mask_z->contiguous(), "mask_z");
+    check_finite(mask_h->contiguous(), "mask_h");
+  }
+
   // Finiteness last (it reads every value).
   check_finite(w_ih.contiguous(), "w_ih");
   check_finite(w_hh.contiguous(), "w_hh");
@@ -167,6 +182,8 @@ DreamSpec check_dream_args(WM_DREAM_ARGS, const c10::Device& dev) {
   s.temperature = static_cast<float>(temperature);
   // done iff sigmoid(x) > thr  <=>  x > log(thr / (1 - thr))
   s.done_logit = static_cast<float>(std::log(done_threshold) - std::log1p(-done_threshold));
+  s.dropout = static_cast<float>(dropout);
+  s.dropout_scale = static_cast<float>(1.0 / (1.0 - dropout));
   return s;
 }
 

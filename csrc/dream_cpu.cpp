@@ -110,7 +110,7 @@ std::atomic<const CpuKernel*>& current_kernel() {
 constexpr int64_t kMaxTile = 32;
 
 struct Packed {
-  std::vector<float> gate_w, gate_b, head_w, head_b, mls_w, mls_b, z0;
+  std::vector<float> gate_w, gate_b, head_w, head_b, mls_w, mls_b, z0, mask_z, mask_h;
 };
 
 void pack_weights(const DreamSpec& s, const at::Tensor& w_ih, const at::Tensor& w_hh, const at::Tensor& b_ih,
@@ -189,7 +189,34 @@ void initial_latents(const DreamSpec& s, const at::Tensor& mu_t, const at::Tenso
   });
 }
 
+// The Philox dropout masks of every rollout b = p * R + r: mz (B x Z), mh (B x H) (philox.h, kMask).
+void fill_dropout_masks(uint64_t seed, int64_t P, int64_t R, int64_t Z, int64_t H, float p, float scale, bool crn,
+                        float* mz, float* mh) {
+  at::parallel_for(0, P * R, 64, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const uint32_t r = static_cast<uint32_t>(b % R);
+      const uint32_t c = crn ? 0u : static_cast<uint32_t>(b / R);
+      for (int64_t d = 0; d < Z; ++d)
+        mz[b * Z + d] = dropout_mask(seed, kMaskZ, static_cast<uint32_t>(d), r, c, p, scale);
+      for (int64_t j = 0; j < H; ++j)
+        mh[b * H + j] = dropout_mask(seed, kMaskH, static_cast<uint32_t>(j), r, c, p, scale);
+    }
+  });
+}
+
 }  // namespace
+
+std::tuple<at::Tensor, at::Tensor> philox_dream_masks(int64_t seed, int64_t P, int64_t R, int64_t Z, int64_t H,
+                                                      double dropout, bool common_random_numbers) {
+  TORCH_CHECK_VALUE(P > 0 && R > 0 && Z > 0 && H > 0, "P, R, Z and H must be positive");
+  TORCH_CHECK_VALUE(P * R <= std::numeric_limits<int32_t>::max(), "P * R must be < 2^31");
+  TORCH_CHECK_VALUE(dropout >= 0.0 && dropout < 1.0, "dropout must be in [0, 1), got ", dropout);
+  auto mz = at::empty({P, R, Z}, at::kFloat), mh = at::empty({P, R, H}, at::kFloat);
+  fill_dropout_masks(static_cast<uint64_t>(seed), P, R, Z, H, static_cast<float>(dropout),
+                     static_cast<float>(1.0 / (1.0 - dropout)), common_random_numbers, mz.data_ptr<float>(),
+                     mh.data_ptr<float>());
+  return {mz, mh};
+}
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> philox_dream_noise(int64_t seed, int64_t P, int64_t R,
                                                                             int64_t T, int64_t Z, int64_t N,
@@ -268,7 +295,11 @@ DreamOutputs dream_cpu(WM_DREAM_ARGS) {
   const auto wi = w_ih.contiguous(), wh = w_hh.contiguous(), bi = b_ih.contiguous(), bh = b_hh.contiguous();
   const auto hw = head_w.contiguous(), hb = head_b.contiguous(), pr = params.contiguous();
   const auto mu = init_mu.contiguous(), lv = init_logvar.contiguous();
-  at::Tensor idx, ieps, nu, ne;
+  at::Tensor idx, ieps, nu, ne, mz, mh;
+  if (s.masks_injected) {
+    mz = mask_z->contiguous();
+    mh = mask_h->contiguous();
+  }
   if (s.injected) {
     idx = init_index->contiguous();
     ieps = init_eps->contiguous();
@@ -286,6 +317,17 @@ DreamOutputs dream_cpu(WM_DREAM_ARGS) {
   if (s.injected) {
     a.noise_u = nu.data_ptr<float>();
     a.noise_eps = ne.data_ptr<float>();
+  }
+  if (s.masks_injected) {
+    a.mask_z = mz.data_ptr<float>();
+    a.mask_h = mh.data_ptr<float>();
+  } else if (s.dropout > 0.0f) {
+    pk.mask_z.resize(static_cast<size_t>(s.P * s.R * s.Z));
+    pk.mask_h.resize(static_cast<size_t>(s.P * s.R * s.H));
+    fill_dropout_masks(s.seed, s.P, s.R, s.Z, s.H, s.dropout, s.dropout_scale, s.crn, pk.mask_z.data(),
+                       pk.mask_h.data());
+    a.mask_z = pk.mask_z.data();
+    a.mask_h = pk.mask_h.data();
   }
   static_cast<DreamOutputPtrs&>(a) = dream_output_ptrs(s, out);
 

@@ -39,7 +39,8 @@ DreamOutputs dream_cuda(WM_DREAM_ARGS) {
   auto out = allocate_dream_outputs(s, params.options());
   std::vector<at::Tensor> keep;
   const CudaArgs a = cuda_kernel::pack_cuda_args(s, w_ih, w_hh, b_ih, b_hh, head_w, head_b, params, init_mu,
-                                                 init_logvar, init_index, init_eps, noise_u, noise_eps, out, keep);
+                                                 init_logvar, init_index, init_eps, noise_u, noise_eps, mask_z, mask_h, out,
+                                                 keep);
   const auto* prop = at::cuda::getCurrentDeviceProperties();
   const size_t smem_max = prop->sharedMemPerBlockOptin;
   int tb = cuda_kernel::choose_tile(a, smem_max);

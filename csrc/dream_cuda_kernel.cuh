@@ -7,6 +7,8 @@
 //   noise      thread per (row, lane): Philox streams of philox.h (or the injected tensors)
 //   controller warp per (row, output): dot over [z, h] / [z, c, h], butterfly reduction;
 //              then a thread per row applies the action mapping
+//   dropout    thread per (row, lane of z and h): the rollout's mask multiplies z and h in place
+//              (injected, or Philox purpose kMask); never the action
 //   LSTM       thread per hidden unit j: the four gate dot products for all TB rows
 //              (k-major packed weights, coalesced over j), fused cell update
 //   head       thread per output column (mixture logits, reward, done), all TB rows
@@ -49,6 +51,8 @@ struct CudaArgs : DreamScalars, DreamOutputPtrs {
   const float* init_eps;      // (B, Z) or null
   const float* noise_u;       // (T, B, Z) or null
   const float* noise_eps;
+  const float* mask_z;  // (B, Z) injected dropout masks, or null (then Philox masks when dropout > 0)
+  const float* mask_h;  // (B, H)
 };
 
 __device__ __forceinline__ float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -206,6 +210,26 @@ __global__ void __launch_bounds__(kThreads) dream_kernel(const CudaArgs a) {
       }
       for (int r = tid; r < nrows; r += kThreads) a.tr_alive[t * a.B + b0 + r] = s.alive[r] != 0;
     }
+    // ---- 2b. dropout: z and h times the rollout's masks, in place (C has read them; h is
+    //          overwritten by the LSTM step and z by sampling before anything else reads them)
+    if (a.mask_z != nullptr || a.dropout > 0.0f) {
+      __syncthreads();
+      for (int q = tid; q < nrows * (Z + H); q += kThreads) {
+        const int r = q / (Z + H), k = q % (Z + H);
+        const int64_t b = b0 + r;
+        float m;
+        if (a.mask_z != nullptr) {
+          m = k < Z ? a.mask_z[b * Z + k] : a.mask_h[b * H + (k - Z)];
+        } else {
+          const uint32_t rr = static_cast<uint32_t>(b % a.R);
+          const uint32_t pk = a.crn ? 0u : static_cast<uint32_t>(b / a.R);
+          m = dropout_mask(a.seed, k < Z ? kMaskZ : kMaskH, static_cast<uint32_t>(k < Z ? k : k - Z), rr, pk,
+                           a.dropout, a.dropout_scale);
+        }
+        s.x[r * Kx + (k < Z ? k : A + k)] *= m;
+      }
+      __syncthreads();
+    }
     // ---- 3. LSTM: thread per hidden unit, all rows
     for (int j = tid; j < H; j += kThreads) {
       float acc[TB][4];
@@ -356,7 +380,8 @@ inline CudaArgs pack_cuda_args(const DreamSpec& s, const at::Tensor& w_ih, const
                                const at::Tensor& head_b, const at::Tensor& params, const at::Tensor& init_mu,
                                const at::Tensor& init_logvar, const std::optional<at::Tensor>& init_index,
                                const std::optional<at::Tensor>& init_eps, const std::optional<at::Tensor>& noise_u,
-                               const std::optional<at::Tensor>& noise_eps, DreamOutputs& out,
+                               const std::optional<at::Tensor>& noise_eps, const std::optional<at::Tensor>& mask_z,
+                               const std::optional<at::Tensor>& mask_h, DreamOutputs& out,
                                std::vector<at::Tensor>& keep) {
   const int64_t Z = s.Z, H = s.H, L = s.L, KZ = s.K * s.Z;
   const auto lopt = params.options().dtype(at::kLong);
@@ -389,6 +414,12 @@ inline CudaArgs pack_cuda_args(const DreamSpec& s, const at::Tensor& w_ih, const
     a.init_eps = ieps.data_ptr<float>();
     a.noise_u = nu.data_ptr<float>();
     a.noise_eps = ne.data_ptr<float>();
+  }
+  if (s.masks_injected) {
+    const auto mz = mask_z->contiguous(), mh = mask_h->contiguous();
+    keep.insert(keep.end(), {mz, mh});
+    a.mask_z = mz.data_ptr<float>();
+    a.mask_h = mh.data_ptr<float>();
   }
   static_cast<DreamOutputPtrs&>(a) = dream_output_ptrs(s, out);
   return a;

@@ -4,7 +4,8 @@
 //
 // Per step, for the n live rows of the tile (row = one rollout, b = p * R + r):
 //   1. noise u, eps for step t (Philox streams of philox.h, or the injected tensors)
-//   2. controller: raw = W_p [z, h] + b_p (or [z, c, h]), action mapping -> a
+//   2. controller: raw = W_p [z, h] + b_p (or [z, c, h]), action mapping -> a; with dropout, z and h
+//      are then multiplied by the rollout's masks in place (the gates read them, C has read them)
 //   3. gates = [z, a, h] Wg + bg, one GEMM on packed panels (register-blocked micro-kernels)
 //   4. fused pointwise LSTM cell: c' = s(f) c + s(i) tanh(g), h' = s(o) tanh(c')
 //   5. head GEMM on h': mixture logits, reward, done logit only
@@ -330,6 +331,20 @@ void act(const KernelArgs& a, Work& w, int64_t s, float* X) {
   }
 }
 
+// Dropout: the z and h segments of the rows of slots 0..n-1 times their rollout's masks, after the
+// controller has read them and before the gate GEMM (the action segment is never masked; the cell
+// then overwrites h and sampling z, so neither C nor the head ever reads a masked value).
+void apply_masks(const KernelArgs& a, const Work& w, int64_t n, float* X) {
+  const int64_t Z = a.Z, H = a.H, off = a.Z + a.A;
+  for (int64_t s = 0; s < n; ++s) {
+    float* x = X + s * w.ldx;
+    const float* mz = a.mask_z + w.row[s] * Z;
+    const float* mh = a.mask_h + w.row[s] * H;
+    for (int64_t d = 0; d < Z; ++d) x[d] *= mz[d];
+    for (int64_t j = 0; j < H; ++j) x[off + j] *= mh[j];
+  }
+}
+
 // LSTM cell on the gate rows of slots 0..n-1 for hidden units [j0, j1) (multiples of 16):
 // updates Cs and the h segment of the rows of xout (row stride w.ldx).
 void cell(const KernelArgs& a, const Work& w, int64_t n, int64_t j0, int64_t j1, float* xout) {
@@ -478,6 +493,7 @@ void run_rows(const KernelArgs& a, int64_t b0, int64_t n_rows, void* workspace) 
         a.tr_alive[ob] = w.alive[s] != 0;
       }
     }
+    if (a.mask_z != nullptr) apply_masks(a, w, n, w.X);
     gemm(w.X, w.ldx, n, a.gate_w, a.Kg, npg, a.gate_b, w.G, a.Ng);
     cell(a, w, n, 0, a.Hp, w.X);
     gemm(w.X + Z + A, w.ldx, n, a.head_w, H, nph, a.head_b, w.Hd, a.Nh);
@@ -513,7 +529,7 @@ void run_rows(const KernelArgs& a, int64_t b0, int64_t n_rows, void* workspace) 
 // ---------------------------------------------------------------------------------------
 // Split mode: all parts dream the same n rows; X is double-buffered (step t reads X[t % 2]
 // and writes z_{t+1}, h_{t+1} into X[(t + 1) % 2]). Per step:
-//   A  part 0: noise, controller, trajectory record                         | barrier
+//   A  part 0: noise, controller, trajectory record, dropout masks           | barrier
 //   B  all: gate GEMM + cell for their hidden units                          | barrier
 //   C  all: head GEMM for their head panels                                  | barrier
 //   D  part 0: reward / done bookkeeping; all: sampling for their latent dims | barrier
@@ -576,6 +592,7 @@ void run_rows_split(const KernelArgs& a, int64_t b0, int64_t n, void* shared, vo
           a.tr_alive[ob] = w.alive[s] != 0;
         }
       }
+      if (a.mask_z != nullptr) apply_masks(a, w, n, xc);
     }
     spin_barrier_wait(bar);
     for (int64_t g = 0; g < 4; ++g) {  // B

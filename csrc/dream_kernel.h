@@ -34,6 +34,7 @@ struct DreamScalars {
   uint64_t seed = 0;
   float inv_tau = 1.0f, sqrt_tau = 1.0f;
   float done_logit = 0.0f;  // done iff done_logit_out > done_logit (= logit(done_threshold))
+  float dropout = 0.0f, dropout_scale = 1.0f;  // dream dropout p (0: none unless masks are injected), 1 / (1 - p)
 };
 
 // Where both kernels write (the dream op's output tensors; dream_output_ptrs, dream.h).
@@ -67,6 +68,9 @@ struct KernelArgs : DreamScalars, DreamOutputPtrs {
   // Injected noise (T x B x Z each), or null to use the Philox streams.
   const float* noise_u = nullptr;
   const float* noise_eps = nullptr;
+  // Dropout multipliers of each rollout (injected, or drawn by dream_cpu.cpp), or null: no dropout.
+  const float* mask_z = nullptr;  // B x Z
+  const float* mask_h = nullptr;  // B x H
 };
 
 // A barrier for the threads of the split mode: spins briefly, then yields (the machine may be

@@ -10,8 +10,8 @@ TORCH_LIBRARY(wm_fast, m) {
       "Tensor init_mu, Tensor init_logvar, int steps, int rollouts, float temperature, int seed, "
       "str action_mapping, str controller_input, str reward_source, float done_threshold, str layout, "
       "bool common_random_numbers, Tensor? init_index, Tensor? init_eps, Tensor? noise_u, Tensor? noise_eps, "
-      "bool return_trajectories) -> (Tensor returns, Tensor lengths, Tensor z, Tensor h, Tensor action, "
-      "Tensor reward, Tensor done, Tensor alive)");
+      "bool return_trajectories, float dropout=0.0, Tensor? mask_z=None, Tensor? mask_h=None) -> (Tensor returns, "
+      "Tensor lengths, Tensor z, Tensor h, Tensor action, Tensor reward, Tensor done, Tensor alive)");
 }
 
 TORCH_LIBRARY_IMPL(wm_fast, CPU, m) {
@@ -36,7 +36,8 @@ void def_dream(py::module_& m, const char* name, Fn fn, const char* doc) {
         py::arg("reward_source") = "model", py::arg("done_threshold") = 0.5, py::arg("layout") = "per_dim",
         py::arg("common_random_numbers") = false, py::arg("init_index") = py::none(),
         py::arg("init_eps") = py::none(), py::arg("noise_u") = py::none(), py::arg("noise_eps") = py::none(),
-        py::arg("return_trajectories") = false, py::call_guard<py::gil_scoped_release>());
+        py::arg("return_trajectories") = false, py::arg("dropout") = 0.0, py::arg("mask_z") = py::none(),
+        py::arg("mask_h") = py::none(), py::call_guard<py::gil_scoped_release>());
 }
 
 // pybind11 entry points take std::string (the op's c10::string_view does not cast from Python).
@@ -48,7 +49,8 @@ void def_dream(py::module_& m, const char* name, Fn fn, const char* doc) {
       double done_threshold, const std::string &layout, bool common_random_numbers,                           \
       const std::optional<at::Tensor>&init_index, const std::optional<at::Tensor>&init_eps,                   \
       const std::optional<at::Tensor>&noise_u, const std::optional<at::Tensor>&noise_eps,                     \
-      bool return_trajectories
+      bool return_trajectories, double dropout, const std::optional<at::Tensor>&mask_z,                       \
+      const std::optional<at::Tensor>&mask_h
 
 wm_fast::DreamOutputs dream_cpu_py(WM_DREAM_PY_ARGS) { return wm_fast::dream_cpu(WM_DREAM_ARG_NAMES); }
 #if defined(WM_WITH_CUDA)
@@ -90,11 +92,16 @@ PYBIND11_MODULE(_C, m) {
         py::arg("temperature"), py::arg("seed"), py::arg("action_mapping"), py::arg("controller_input"),
         py::arg("reward_source"), py::arg("done_threshold"), py::arg("layout"), py::arg("common_random_numbers"),
         py::arg("init_index"), py::arg("init_eps"), py::arg("noise_u"), py::arg("noise_eps"),
-        py::arg("return_trajectories"), py::arg("tile") = 0, py::call_guard<py::gil_scoped_release>());
+        py::arg("return_trajectories"), py::arg("dropout") = 0.0, py::arg("mask_z") = py::none(),
+        py::arg("mask_h") = py::none(), py::arg("tile") = 0, py::call_guard<py::gil_scoped_release>());
 #endif
   m.def("philox_dream_noise", &wm_fast::philox_dream_noise,
         "The engine's noise for a dream as tensors (init_index, init_eps, u, eps), see DreamNoise",
         py::arg("seed"), py::arg("P"), py::arg("R"), py::arg("T"), py::arg("Z"), py::arg("N"),
+        py::arg("common_random_numbers") = false);
+  m.def("philox_dream_masks", &wm_fast::philox_dream_masks,
+        "The engine's dropout masks for a dream as tensors (mask_z, mask_h), see DreamNoise", py::arg("seed"),
+        py::arg("P"), py::arg("R"), py::arg("Z"), py::arg("H"), py::arg("dropout"),
         py::arg("common_random_numbers") = false);
   m.def("philox4x32_10", &wm_fast::philox4x32_10_words, "One Philox4x32-10 block", py::arg("ctr"),
         py::arg("key"));

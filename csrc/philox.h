@@ -12,6 +12,11 @@
 //                      lane 2m = r cos(theta), lane 2m+1 = r sin(theta)
 //   purpose 2 (kInit): step word 0; block 0 word 0 picks the start index (w * N) >> 32, blocks
 //                      1.. give init_eps with the same Box-Muller pairing (lane d from block 1 + d/4).
+//   purpose 3 (kMask): dropout masks, one pair per rollout (no step): step word 0 (kMaskZ) for the
+//                      mask on z (lanes 0 .. Z-1), 1 (kMaskH) for the mask on h (lanes 0 .. H-1);
+//                      lane l is kept iff uniform01(word l%4 of block l/4) >= p, and its multiplier
+//                      is then 1/(1-p) (inverted dropout), else 0. A separate purpose: the other
+//                      streams are the same with or without dropout.
 #pragma once
 
 #include <math.h>
@@ -28,7 +33,8 @@
 
 namespace wm_fast {
 
-enum NoisePurpose : uint32_t { kU = 0, kEps = 1, kInit = 2 };
+enum NoisePurpose : uint32_t { kU = 0, kEps = 1, kInit = 2, kMask = 3 };
+enum MaskKind : uint32_t { kMaskZ = 0, kMaskH = 1 };
 
 struct Philox4 {
   uint32_t v[4];
@@ -96,6 +102,14 @@ WM_HD float init_noise_eps(uint64_t seed, uint32_t rollout, uint32_t candidate, 
   else
     box_muller(r.v[2], r.v[3], n1, n2);
   return (d & 1) ? n2 : n1;
+}
+
+// Dropout multiplier of lane `lane` of a rollout's z mask (kMaskZ) or h mask (kMaskH): 0 or `scale`
+// (= 1 / (1 - p)), kept with probability 1 - p (purpose kMask).
+WM_HD float dropout_mask(uint64_t seed, uint32_t kind, uint32_t lane, uint32_t rollout, uint32_t candidate, float p,
+                         float scale) {
+  const Philox4 w = dream_philox(seed, kMask, lane / 4, kind, rollout, candidate);
+  return uniform01(w.v[lane & 3]) >= p ? scale : 0.0f;
 }
 
 }  // namespace wm_fast

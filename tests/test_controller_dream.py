@@ -65,9 +65,10 @@ def _hand_dream(model, params, mu, logvar, opts, noise):
             k = noise.init_index[i, j]
             z = (mu[k] + torch.exp(0.5 * logvar[k]) * noise.init_eps[i, j])[None]
             state = model.initial_state(1)
+            masks = (None, None) if noise.mask_z is None else (noise.mask_z[i, j][None], noise.mask_h[i, j][None])
             for t in range(opts.steps):
                 a = c(torch.cat([z, state[0]], -1))
-                out, state = model.step(z, a, state)
+                out, state = model.step(z, a, state, *masks)
                 returns[i, j] += out.reward[0]
                 lengths[i, j] += 1
                 if torch.sigmoid(out.done_logit[0]) > opts.done_threshold:
@@ -77,8 +78,9 @@ def _hand_dream(model, params, mu, logvar, opts, noise):
     return returns, lengths
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
 @pytest.mark.parametrize("layout", ["shared", "per_dim"])
-def test_reference_matches_unbatched_loop(layout):
+def test_reference_matches_unbatched_loop(layout, dropout):
     torch.manual_seed(0)
     model = MDNRNN(4, 3, 8, 3, layout).eval()
     with torch.no_grad():
@@ -86,8 +88,8 @@ def test_reference_matches_unbatched_loop(layout):
         model.head.weight[-1] *= 8
     mu, logvar = _pool()
     params = torch.randn(3, n_params(12, 3)) * 0.5
-    opts = DreamOptions(steps=12, rollouts=2, temperature=1.15, seed=3)
-    noise = draw_noise(3, opts, mu.shape[0], 4)
+    opts = DreamOptions(steps=12, rollouts=2, temperature=1.15, seed=3, dropout=dropout)
+    noise = draw_noise(3, opts, mu.shape[0], 4, 8)
     res = dream_reference(model, params, mu, logvar, opts, noise=noise)
     with torch.no_grad():
         ret, length = _hand_dream(model, params, mu, logvar, opts, noise)
@@ -131,6 +133,7 @@ def test_alive_reward_and_trajectories(small_model):
 @pytest.mark.parametrize("bad,match", [
     (dict(steps=0), "steps"), (dict(rollouts=0), "rollouts"), (dict(temperature=-1.0), "temperature"),
     (dict(action_mapping="x"), "action_mapping"), (dict(done_threshold=1.5), "done_threshold"),
+    (dict(dropout=1.0), r"dropout must be in \[0, 1\)"), (dict(dropout=-0.1), "dropout"),
 ])
 def test_bad_options_name_the_argument(small_model, bad, match):
     mu, logvar = _pool()
@@ -154,6 +157,46 @@ def test_bad_tensors_name_the_argument(small_model):
         small_model.head.weight[0, 0] = float("inf")
     with pytest.raises(ValueError, match="head.weight"):
         dream_reference(small_model, torch.zeros(2, n_params(12, 3)), mu, logvar, opts)
+
+
+def test_reference_dropout_masks(small_model):
+    """One mask pair per rollout, from a stream of its own; shared by all candidates with CRN."""
+    mu, logvar = _pool()
+    opts = DreamOptions(steps=3, rollouts=4, seed=7, dropout=0.5)
+    noise = draw_noise(3, opts, mu.shape[0], 4, 8)
+    assert noise.mask_z.shape == (3, 4, 4) and noise.mask_h.shape == (3, 4, 8)
+    assert set(torch.cat([noise.mask_z.flatten(), noise.mask_h.flatten()]).tolist()) == {0.0, 2.0}
+    assert not torch.equal(noise.mask_h[0, 0], noise.mask_h[0, 1]) and not torch.equal(noise.mask_h[0], noise.mask_h[1])
+    plain = draw_noise(3, DreamOptions(steps=3, rollouts=4, seed=7), mu.shape[0], 4)
+    assert all(torch.equal(a, b) for a, b in zip(plain[:4], noise[:4])) and plain.mask_z is None
+    crn = draw_noise(3, DreamOptions(steps=3, rollouts=4, seed=7, dropout=0.5, common_random_numbers=True), 5, 4, 8)
+    assert torch.equal(crn.mask_h[0], crn.mask_h[2])
+    with pytest.raises(ValueError, match="hidden"):
+        draw_noise(3, opts, mu.shape[0], 4)
+    params = torch.zeros(3, n_params(12, 3))
+    for name, bad, match in (("mask_z", noise.mask_z[:, :, :2], "mask_z must be a float tensor of shape"),
+                             ("mask_h", noise.mask_h * float("nan"), "mask_h holds NaN"),
+                             ("mask_h", None, "given together")):
+        with pytest.raises(ValueError, match=match):
+            dream_reference(small_model, params, mu, logvar, opts, noise._replace(**{name: bad}))
+
+
+def test_dream_evaluator_dreams_with_dream_dropout(small_model):
+    import numpy as np
+
+    from wm_fast.config import ControllerConfig
+    from wm_fast.es import DreamEvaluator
+
+    mu, logvar = _pool()
+    params = (torch.randn(3, n_params(12, 3), generator=torch.Generator().manual_seed(2)) * 0.3).numpy()
+    scores = {}
+    for p in (0.0, 0.3):
+        ev = DreamEvaluator(small_model, mu, logvar, ControllerConfig(dream_steps=8, backend="torch", dream_dropout=p))
+        scores[p] = ev(params, seed=5, rollouts=3)
+        opts = DreamOptions(steps=8, rollouts=3, seed=5, dropout=p)
+        want = dream(small_model, torch.from_numpy(params), mu, logvar, opts, backend="torch").returns.mean(1)
+        np.testing.assert_allclose(scores[p], want.double().numpy())
+    assert not np.allclose(scores[0.0], scores[0.3])
 
 
 def test_backend_resolution():

@@ -3,12 +3,14 @@
 Parity with injected noise for every layout x action mapping x temperature x controller input,
 on every CPU kernel variant (generic / avx2 / avx512) and on CUDA when present; return
 distributions under the internal Philox generator; determinism across threads and batch
-splits; opcheck; bad input; a hypothesis property test of the raw op.
+splits; dropout dreams (injected-mask parity, the engine's own masks, per-rollout keys, never on
+actions, dropout 0 unchanged); opcheck; bad input; a hypothesis property test of the raw op.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -249,22 +251,189 @@ def test_auto_backend_uses_the_engine():
 
 
 # --------------------------------------------------------------------------------------------
+# Dropout dreams: one pair of masks (z, h) per rollout, on M's gate inputs only
+
+
+def dropout_world(layout="per_dim", controller_input="zch", p=3):
+    """Odd sizes (not multiples of the 16-lane vectors) for the dropout tests."""
+    return make_world(layout, "carracing", controller_input, z_dim=19, hidden=37, k=4, p=p, seed=3)
+
+
+@pytest.mark.parametrize("crn", [False, True])
+@pytest.mark.parametrize("controller_input", ["zh", "zch"])
+@pytest.mark.parametrize("layout", ["shared", "per_dim"])
+def test_parity_with_injected_masks(cpu_isa, layout, controller_input, crn):
+    model, params, mu, logvar = dropout_world(layout, controller_input)
+    opts = DreamOptions(steps=40, rollouts=5, temperature=1.1, seed=13, controller_input=controller_input,
+                        common_random_numbers=crn, dropout=0.3)
+    noise = draw_noise(params.shape[0], opts, mu.shape[0], model.z_dim, model.hidden)
+    ref = dream_reference(model, params, mu, logvar, opts, noise, return_trajectories=True)
+    res = dream(model, params, mu, logvar, opts, backend="cpp", noise=noise, return_trajectories=True)
+    assert_matches_reference(res, ref)
+    short = dream(model, params, mu, logvar, opts, backend="cpp", noise=noise)
+    assert torch.equal(short.returns, res.returns) and torch.equal(short.lengths, res.lengths)
+    plain = dream_reference(model, params, mu, logvar, replace(opts, dropout=0.0),
+                            noise._replace(mask_z=None, mask_h=None), return_trajectories=True)
+    assert not torch.allclose(plain.trajectories["h"][1:], ref.trajectories["h"][1:]), "the masks changed nothing"
+
+
+@pytest.mark.parametrize("layout", ["shared", "per_dim"])
+def test_internal_masks_are_the_published_masks(layout):
+    """The engine's own masks (Philox, purpose kMask) are engine_noise(...)'s, trajectory for trajectory."""
+    model, params, mu, logvar = dropout_world(layout)
+    for crn in (False, True):
+        opts = DreamOptions(steps=30, rollouts=4, seed=2**40 + 7, controller_input="zch", common_random_numbers=crn,
+                            dropout=0.2)
+        res = dream(model, params, mu, logvar, opts, backend="cpp", return_trajectories=True)
+        noise = engine_noise(params.shape[0], opts, mu.shape[0], model.z_dim, model.hidden)
+        ref = dream_reference(model, params, mu, logvar, opts, noise, return_trajectories=True)
+        assert_matches_reference(res, ref)
+
+
+def test_dropout_zero_is_the_dream_without_dropout():
+    model, params, mu, logvar = dropout_world()
+    p, z, h = params.shape[0], model.z_dim, model.hidden
+    opts = DreamOptions(steps=40, rollouts=5, seed=13, controller_input="zch")
+    args = op_args(model, params, mu, logvar, opts, trajectories=True)[:24]  # the schema before dropout
+    before = ops.dream(*args)
+    for extra in ((0.0, None, None), (0.0, torch.ones(p, 5, z), torch.ones(p, 5, h)),
+                  (0.5, torch.ones(p, 5, z), torch.ones(p, 5, h))):  # injected masks win; x * 1 is exact
+        for got, want in zip(ops.dream(*args, *extra), before):
+            assert torch.equal(got, want)
+    # the other noise streams do not move with dropout (the masks have streams of their own)
+    for draw in (draw_noise, engine_noise):
+        n0, n1 = (draw(p, replace(opts, dropout=d), mu.shape[0], z, h) for d in (0.0, 0.25))
+        assert n0.mask_z is None and n1.mask_z is not None
+        assert all(torch.equal(a, b) for a, b in zip(n0[:4], n1[:4]))
+    with_dropout = dream(model, params, mu, logvar, replace(opts, dropout=0.25), backend="cpp")
+    assert not torch.equal(with_dropout.returns, before[0])
+
+
+def test_masks_are_per_rollout_whatever_the_threads_split_and_other_candidates():
+    model, params, mu, logvar = make_world("per_dim", p=6, hidden=24)
+    opts = DreamOptions(steps=60, rollouts=9, seed=5, dropout=0.3)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = dream(model, params, mu, logvar, opts, backend="cpp")
+        torch.set_num_threads(2)
+        two = dream(model, params, mu, logvar, opts, backend="cpp")
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one.returns, two.returns) and torch.equal(one.lengths, two.lengths)
+    others = params.clone()
+    others[1:] = torch.randn_like(others[1:]) * 0.4  # candidate 0's dream ignores the others
+    assert torch.equal(dream(model, others, mu, logvar, opts, backend="cpp").returns[0], one.returns[0])
+    crn = replace(opts, common_random_numbers=True)
+    whole = dream(model, params, mu, logvar, crn, backend="cpp")
+    parts = [dream(model, params[a:b], mu, logvar, crn, backend="cpp") for a, b in ((0, 1), (1, 4), (4, 6))]
+    assert torch.equal(whole.returns, torch.cat([r.returns for r in parts]))
+    same = params[:1].expand(4, -1).contiguous()
+    shared = dream(model, same, mu, logvar, crn, backend="cpp")
+    assert all(torch.equal(shared.returns[0], shared.returns[i]) for i in range(4))
+    indep = dream(model, same, mu, logvar, opts, backend="cpp")
+    assert not torch.equal(indep.returns[0], indep.returns[3])
+
+
+@pytest.mark.parametrize("layout", ["shared", "per_dim"])
+def test_small_batches_with_dropout_same_bits_whatever_the_threads(layout):
+    """Split mode (threads share a few rows) applies the same masks."""
+    model, params, mu, logvar = dropout_world(layout, p=2)
+    before = torch.get_num_threads()
+    try:
+        for p, r in ((1, 1), (2, 2)):
+            opts = DreamOptions(steps=30, rollouts=r, seed=4, controller_input="zch", dropout=0.3)
+            runs = []
+            for threads in (1, 2, 4):
+                torch.set_num_threads(threads)
+                runs.append(dream(model, params[:p], mu, logvar, opts, backend="cpp", return_trajectories=True))
+            for other in runs[1:]:
+                assert torch.equal(other.returns, runs[0].returns)
+                assert all(torch.equal(other.trajectories[k], runs[0].trajectories[k]) for k in TRAJECTORY_KEYS)
+            noise = engine_noise(p, opts, mu.shape[0], model.z_dim, model.hidden)
+            assert_matches_reference(runs[1], dream_reference(model, params[:p], mu, logvar, opts, noise,
+                                                              return_trajectories=True))
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_engine_masks_keep_rate_scale_and_keys():
+    p_drop = 0.25
+    opts = DreamOptions(steps=1, rollouts=64, seed=1, dropout=p_drop)
+    noise = engine_noise(8, opts, pool_size=10, z_dim=9, hidden=40)
+    mz, mh = noise.mask_z, noise.mask_h
+    assert mz.shape == (8, 64, 9) and mh.shape == (8, 64, 40) and mz.dtype == mh.dtype == torch.float32
+    scale = torch.tensor(1.0 / (1.0 - p_drop), dtype=torch.float32)
+    values = torch.cat([mz.flatten(), mh.flatten()])
+    assert set(values.unique().tolist()) == {0.0, scale.item()}
+    assert abs((values > 0).float().mean().item() - (1.0 - p_drop)) < 0.01  # 25k draws: sd 0.003
+    assert not torch.equal(mz[:, 0], mz[:, 1]) and not torch.equal(mh[0], mh[1])  # per rollout, per candidate
+    assert not torch.equal(engine_noise(8, replace(opts, seed=2), 10, 9, 40).mask_h, mh)
+    crn = engine_noise(3, replace(opts, common_random_numbers=True), 10, 9, 40)
+    assert torch.equal(crn.mask_z[0], crn.mask_z[2]) and torch.equal(crn.mask_h[0], crn.mask_h[1])
+    assert torch.equal(crn.mask_h[0], mh[0])  # CRN: everyone gets candidate 0's masks
+    assert torch.equal(engine_noise(8, replace(opts, steps=7), 10, 9, 40).mask_z, mz)  # no step in the key
+
+
+@pytest.mark.parametrize("backend", ["torch", "cpp"])
+def test_masks_never_touch_the_actions(backend):
+    """With z and h masked out entirely, M's first step still depends on the action (and only on it)."""
+    model, params, mu, logvar = make_world("per_dim", "carracing", "zh", p=2)
+    params = params.clone()
+    params[1] = params[0]
+    params[1, -3:] += 2.0  # candidate 1: other action biases, same start (CRN)
+    opts = DreamOptions(steps=2, rollouts=3, seed=1, common_random_numbers=True, dropout=0.5)
+    noise = draw_noise(2, opts, mu.shape[0], model.z_dim, model.hidden)
+    noise = noise._replace(mask_z=torch.zeros_like(noise.mask_z), mask_h=torch.zeros_like(noise.mask_h))
+    res = dream(model, params, mu, logvar, opts, backend=backend, noise=noise, return_trajectories=True)
+    tr = res.trajectories
+    assert torch.equal(tr["z"][0, 0], tr["z"][0, 1]) and not torch.allclose(tr["action"][0, 0], tr["action"][0, 1])
+    assert not torch.allclose(tr["h"][1, 0], tr["h"][1, 1])  # the action got through
+    a = tr["action"][0].reshape(-1, model.action_dim)  # z and h dropped: the gates see only a
+    lstm = model.lstm
+    gates = a @ lstm.weight_ih_l0[:, model.z_dim:].T + lstm.bias_ih_l0 + lstm.bias_hh_l0
+    i, f, g, o = gates.detach().chunk(4, -1)
+    h1 = torch.sigmoid(o) * torch.tanh(torch.sigmoid(i) * torch.tanh(g))
+    torch.testing.assert_close(tr["h"][1].reshape(-1, model.hidden), h1, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("which,bad,match", [
+    ("mask_z", lambda t: t[..., :-1], "mask_z must have shape"),
+    ("mask_h", lambda t: t[:1], "mask_h must have shape"),
+    ("mask_h", lambda t: t.double(), "mask_h must be Float"),
+    ("mask_z", lambda t: t.clone().fill_(float("inf")), "mask_z holds NaN"),
+])
+@pytest.mark.parametrize("entry", ["op", "pybind"])
+def test_bad_masks_raise(which, bad, match, entry):
+    model, params, mu, logvar = make_world(p=2)
+    opts = DreamOptions(steps=5, rollouts=3, dropout=0.1)
+    noise = draw_noise(2, opts, mu.shape[0], model.z_dim, model.hidden)
+    noise = noise._replace(**{which: bad(getattr(noise, which))})
+    with pytest.raises(ValueError, match=match):
+        (ops.dream if entry == "op" else _C.dream_cpu)(*op_args(model, params, mu, logvar, opts, noise))
+
+
+# --------------------------------------------------------------------------------------------
 # The raw op: opcheck, bad input, property test
 
 
 def op_args(model, params, mu, logvar, opts, noise=None, trajectories=False):
-    noise_args = (None,) * 4 if noise is None else tuple(t.contiguous() for t in noise)
+    """The op's arguments in schema order; the dropout ones (rate, mask_z, mask_h) last."""
+    noise_args = (None,) * 4 if noise is None else tuple(t.contiguous() for t in noise[:4])
+    masks = (None, None) if noise is None or len(noise) < 6 or noise[4] is None else (
+        noise[4].contiguous(), noise[5].contiguous())
     return (*model_weights(model), params, mu, logvar, opts.steps, opts.rollouts, opts.temperature, opts.seed,
             opts.action_mapping, opts.controller_input, opts.reward_source, opts.done_threshold, model.layout,
-            opts.common_random_numbers, *noise_args, trajectories)
+            opts.common_random_numbers, *noise_args, trajectories, opts.dropout, *masks)
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
 @pytest.mark.parametrize("trajectories", [False, True])
 @pytest.mark.parametrize("injected", [False, True])
-def test_opcheck(injected, trajectories):
+def test_opcheck(injected, trajectories, dropout):
     model, params, mu, logvar = make_world("shared", "argmax", "zch", z_dim=3, hidden=5, k=2, p=2)
-    opts = DreamOptions(steps=6, rollouts=3, seed=1, action_mapping="argmax", controller_input="zch")
-    noise = draw_noise(2, opts, mu.shape[0], 3) if injected else None
+    opts = DreamOptions(steps=6, rollouts=3, seed=1, action_mapping="argmax", controller_input="zch", dropout=dropout)
+    noise = draw_noise(2, opts, mu.shape[0], 3, 5) if injected else None
     torch.library.opcheck(ops.dream.default, op_args(model, params, mu, logvar, opts, noise, trajectories))
 
 
@@ -322,6 +491,10 @@ def _bad_cases():
         ("layout", setitem(17, "mixed"), "layout"),
         ("layout mismatch", setitem(17, "shared"), "head_w"),
         ("partial noise", setitem(19, torch.zeros(2, 3, dtype=torch.int64)), "given together"),
+        ("dropout one", setitem(24, 1.0), r"dropout must be in \[0, 1\)"),
+        ("dropout negative", setitem(24, -0.1), "dropout must be in"),
+        ("dropout nan", setitem(24, float("nan")), "dropout must be in"),
+        ("partial masks", setitem(25, torch.ones(2, 3, 5)), "mask_z and mask_h must be given together"),
     ]
 
 
@@ -379,7 +552,7 @@ hypothesis = pytest.importorskip("hypothesis")
 st = hypothesis.strategies
 
 CORRUPTIONS = [None, None, None, "head_rows", "params_cols", "nan_weight", "neg_temperature", "zero_rollouts",
-               "int_params", "noise_shape", "index_range", "w_ih_cols"]
+               "int_params", "noise_shape", "index_range", "w_ih_cols", "mask_shape", "bad_dropout"]
 
 
 @hypothesis.settings(max_examples=60, deadline=None,
@@ -397,6 +570,7 @@ def test_op_property_finite_or_value_error(data):
     scale = draw(st.floats(0.0, 1.5))
     seed = draw(st.integers(-(2**63), 2**63 - 1))
     injected, traj = draw(st.booleans()), draw(st.booleans())
+    dropout = draw(st.sampled_from([0.0, 0.0, 0.3]))
     corrupt = draw(st.sampled_from(CORRUPTIONS))
     g = torch.Generator().manual_seed(draw(st.integers(0, 2**31)))
 
@@ -424,9 +598,14 @@ def test_op_property_finite_or_value_error(data):
                  torch.randn(t, p, r, z, generator=g))
         if corrupt == "index_range":
             noise = (noise[0] + n,) + noise[1:]
+    masks = (None, None)
+    if (injected and dropout > 0) or corrupt == "mask_shape":
+        masks = ((torch.rand(p, r, z, generator=g) >= 0.3) / 0.7,
+                 (torch.rand(p, r, h + (1 if corrupt == "mask_shape" else 0), generator=g) >= 0.3) / 0.7)
     args = (w_ih, w_hh, b_ih, b_hh, head_w, head_b, params, mu, logvar, t,
             0 if corrupt == "zero_rollouts" else r, -tau if corrupt == "neg_temperature" else tau, seed, mapping,
-            cinput, "model", 0.5, layout, draw(st.booleans()), *noise, traj)
+            cinput, "model", 0.5, layout, draw(st.booleans()), *noise, traj,
+            1.5 if corrupt == "bad_dropout" else dropout, *masks)
     try:
         out = ops.dream(*args)
     except ValueError:
@@ -487,6 +666,23 @@ def test_cuda_deterministic_and_crn_split():
 
 
 @cuda
+@pytest.mark.parametrize("layout", ["shared", "per_dim"])
+def test_cuda_dropout_injected_and_internal_masks(layout):
+    model, params, mu, logvar = dropout_world(layout)
+    for crn in (False, True):
+        opts = DreamOptions(steps=30, rollouts=5, seed=13, controller_input="zch", common_random_numbers=crn,
+                            dropout=0.3)
+        noise = draw_noise(params.shape[0], opts, mu.shape[0], model.z_dim, model.hidden)
+        ref = dream_reference(model, params, mu, logvar, opts, noise, return_trajectories=True)
+        assert_matches_reference(dream(model, params, mu, logvar, opts, backend="cuda", noise=noise,
+                                       return_trajectories=True), ref)
+        res = dream(model, params, mu, logvar, opts, backend="cuda", return_trajectories=True)
+        noise = engine_noise(params.shape[0], opts, mu.shape[0], model.z_dim, model.hidden)
+        assert_matches_reference(res, dream_reference(model, params, mu, logvar, opts, noise,
+                                                      return_trajectories=True))
+
+
+@cuda
 def test_cuda_bad_device_raises():
     model, params, mu, logvar = make_world(p=2)
     args = list(op_args(model, params, mu, logvar, DreamOptions(steps=5, rollouts=3)))
@@ -514,3 +710,20 @@ def test_cuda_kernel_emulated_on_cpu(layout, mapping, controller_input, tile):
     gen = _C._dream_cuda_emulated(*op_args(model, params, mu, logvar, opts), tile=4)
     cpu = _C.dream_cpu(*op_args(model, params, mu, logvar, opts))
     torch.testing.assert_close(gen[0], cpu[0], rtol=0, atol=1e-4)  # same Philox streams as the CPU engine
+
+
+@pytest.mark.skipif(not hasattr(_C, "_dream_cuda_emulated"),
+                    reason="built without -DWM_FAST_CUDA_EMULATOR=ON (the CUDA kernel run on CPU threads)")
+@pytest.mark.parametrize("layout,tile", [("shared", 4), ("per_dim", 1)])
+def test_cuda_kernel_emulated_with_dropout(layout, tile):
+    """The CUDA kernel's masks: injected ones match the reference, its own Philox ones the CPU engine's."""
+    model, params, mu, logvar = dropout_world(layout, p=2)
+    opts = DreamOptions(steps=15, rollouts=3, temperature=1.15, seed=13, controller_input="zch", dropout=0.3)
+    noise = draw_noise(params.shape[0], opts, mu.shape[0], model.z_dim, model.hidden)
+    ref = dream_reference(model, params, mu, logvar, opts, noise, return_trajectories=True)
+    out = _C._dream_cuda_emulated(*op_args(model, params, mu, logvar, opts, noise, True), tile=tile)
+    assert_matches_reference(type(ref)(out[0], out[1], dict(zip(TRAJECTORY_KEYS, out[2:]))), ref)
+    gen = _C._dream_cuda_emulated(*op_args(model, params, mu, logvar, opts), tile=tile)
+    cpu = _C.dream_cpu(*op_args(model, params, mu, logvar, opts))
+    torch.testing.assert_close(gen[0], cpu[0], rtol=0, atol=1e-4)
+    assert torch.equal(gen[1], cpu[1])

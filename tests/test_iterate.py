@@ -98,3 +98,13 @@ def test_a_killed_iterate_continues_at_its_step(iterated, tiny_run_dir, tmp_path
     (want,) = json.loads((iterated[0] / "iterate.json").read_text())["rounds"]
     same = ("new_episodes", "episodes_total", "collect_mean_return", "rnn_loss", "dream_return", "real_returns")
     assert {k: row[k] for k in same} == {k: want[k] for k in same}  # as if it had never been killed
+
+
+def test_a_round_from_zeros_trains_c_only_in_the_dream(tiny_run_dir, tmp_path):
+    run_dir = copy_run(tiny_run_dir, tmp_path / "D")
+    proc = wm_fast("iterate", "--run-dir", "D", "--rounds", "1", "--controller-from", "zeros", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    state = torch.load(run_dir / "iterate" / "round_001" / "controller" / "es_state.pt", weights_only=True)
+    assert state["evals"][0]["generation"] > 0  # no scoring of a starting C: CMA-ES began at zeros
+    (row,) = json.loads((run_dir / "iterate.json").read_text())["rounds"]
+    assert row["dream_return_start"] is None

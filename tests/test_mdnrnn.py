@@ -13,7 +13,7 @@ import torch
 from torch import distributions as D
 
 from wm_fast.config import RNNConfig
-from wm_fast.mdnrnn import MDNOutput, MDNRNN, head_size, mdn_nll, mixture_params, sample_mdn
+from wm_fast.mdnrnn import MDNOutput, MDNRNN, dropout_masks, head_size, mdn_nll, mixture_params, sample_mdn
 from wm_fast.sequences import LatentEpisodes, SequenceSampler, sample_z
 from wm_fast.shards import save_latents
 from wm_fast.storage import CheckpointError, load_checkpoint, save_checkpoint
@@ -87,6 +87,60 @@ def test_step_matches_forward(layout):
             torch.testing.assert_close(x[t], y, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(state[0], hf, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(state[1], cf, rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- dropout
+
+
+def test_dropout_masks_rate_scale_and_generator():
+    mz, mh = dropout_masks(4000, 5, 7, 0.2, generator=torch.Generator().manual_seed(0))
+    assert mz.shape == (4000, 5) and mh.shape == (4000, 7) and mz.dtype == torch.float32
+    values = torch.cat([mz.flatten(), mh.flatten()])
+    assert set(values.unique().tolist()) == {0.0, torch.tensor(1 / 0.8).item()}
+    assert abs((values > 0).float().mean().item() - 0.8) < 0.01  # 48k draws: sd 0.002
+    again = dropout_masks(4000, 5, 7, 0.2, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], mz) and torch.equal(again[1], mh)
+    assert torch.equal(dropout_masks(3, 5, 7, 0.0)[1], torch.ones(3, 7))
+    with pytest.raises(ValueError, match="dropout"):
+        dropout_masks(3, 5, 7, 1.0)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_forward_with_masks_is_the_step_by_step_cell(layout):
+    torch.manual_seed(0)
+    Z, A, H, K, T, B = 4, 3, 16, 3, 6, 5
+    m = MDNRNN(Z, A, hidden=H, n_gaussians=K, layout=layout)
+    z, a = torch.randn(T, B, Z), torch.randn(T, B, A)
+    state0 = (torch.randn(B, H), torch.randn(B, H))
+    mz, mh = dropout_masks(B, Z, H, 0.4)
+    of, (hf, cf) = m(z, a, state0, mask_z=mz, mask_h=mh)
+    state = state0
+    for t in range(T):  # the same masks at every step
+        os_, state = m.step(z[t], a[t], state, mask_z=mz, mask_h=mh)
+        for x, y in zip(of, os_):
+            torch.testing.assert_close(x[t], y, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(state[0], hf, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(state[1], cf, rtol=1e-5, atol=1e-5)
+    fused, _ = m(z, a, state0)  # no masks: the fused nn.LSTM
+    ones, _ = m(z, a, state0, mask_z=torch.ones(B, Z), mask_h=torch.ones(B, H))
+    torch.testing.assert_close(ones.mu, fused.mu, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(of.mu, fused.mu, atol=1e-3)
+    of.mu.sum().backward()  # the step-by-step path trains the same parameters
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.lstm.parameters())
+    with pytest.raises(ValueError, match="mask_h"):
+        m(z, a, mask_h=torch.ones(B, H + 1))
+
+
+def test_masks_never_touch_the_actions():
+    torch.manual_seed(0)
+    m = MDNRNN(4, 3, hidden=8, n_gaussians=3)
+    z, a, h, c = torch.randn(5, 4), torch.randn(5, 3), torch.randn(5, 8), torch.randn(5, 8)
+    dropped = (torch.zeros(5, 4), torch.zeros(5, 8))
+    out, (h1, c1) = m.step(z, a, (h, c), *dropped)
+    other, (h2, c2) = m.step(torch.randn_like(z), a, (torch.randn_like(h), c), *dropped)
+    assert torch.equal(h1, h2) and torch.equal(c1, c2) and torch.equal(out.mu, other.mu)  # z and h dropped
+    _, (h3, _) = m.step(z, a + 1.0, (h, c), *dropped)
+    assert not torch.allclose(h3, h1)  # the action still gets through
 
 
 # ----------------------------------------------------------------------------- NLL
@@ -423,6 +477,32 @@ def test_train_rnn_checkpoints_and_resumes(tmp_path):
     # another architecture in the same folder is refused, naming the file
     with pytest.raises(CheckpointError, match="rnn.pt"):
         train_rnn(files, run_a, replace(cfg, epochs=4, hidden=16), action_dim=3, progress=False, device="cpu")
+
+
+def test_train_rnn_with_dropout(tmp_path):
+    files = _write_episodes(tmp_path, [12, 5, 20], Z=2, A=3)
+    cfg = _tiny_cfg(epochs=2, dropout=0.3)
+    m = train_rnn(files, tmp_path / "d", cfg, action_dim=3, progress=False, device="cpu")
+    assert m["epoch"] == 2.0 and math.isfinite(m["loss"]) and math.isfinite(m["quality_z_nll"])
+    state = torch.load(tmp_path / "d" / "rnn.pt", weights_only=True)
+    assert state["config"]["dropout"] == 0.3
+    assert set(state["model"]) == set(MDNRNN(2, 3, 8, 2, "shared").state_dict())  # same weights as ever
+    dropped = load_mdnrnn(tmp_path / "d" / "rnn.pt").state_dict()
+    plain = train_rnn(files, tmp_path / "p", replace(cfg, dropout=0.0), action_dim=3, progress=False, device="cpu")
+    assert plain["loss"] != m["loss"]
+    # resuming draws the same masks (torch's RNG is in the checkpoint): 1 + 1 epochs == 2 epochs
+    train_rnn(files, tmp_path / "r", replace(cfg, epochs=1), action_dim=3, progress=False, device="cpu")
+    train_rnn(files, tmp_path / "r", cfg, action_dim=3, progress=False, device="cpu")
+    resumed = load_mdnrnn(tmp_path / "r" / "rnn.pt").state_dict()
+    for k in dropped:
+        torch.testing.assert_close(resumed[k], dropped[k])
+    # a checkpoint from before the field existed resumes (as dropout 0)
+    train_rnn(files, tmp_path / "o", replace(cfg, epochs=1, dropout=0.0), action_dim=3, progress=False, device="cpu")
+    old = load_checkpoint(tmp_path / "o" / "rnn.pt")
+    del old["config"]["dropout"]
+    save_checkpoint(tmp_path / "o" / "rnn.pt", old)
+    again = train_rnn(files, tmp_path / "o", replace(cfg, dropout=0.0), action_dim=3, progress=False, device="cpu")
+    assert again["loss"] == pytest.approx(plain["loss"])
 
 
 def test_bad_checkpoints_raise(tmp_path):

@@ -87,6 +87,19 @@ def test_config_errors():
         get_preset("tiny", env="doom2")
 
 
+@pytest.mark.parametrize("section,field", [("rnn", "dropout"), ("controller", "dream_dropout")])
+def test_dropout_rates_are_checked(section, field):
+    from wm_fast.config import validate
+
+    cfg = get_preset("tiny")
+    setattr(getattr(cfg, section), field, 0.1)
+    validate(cfg)
+    for bad in (1.0, -0.05, float("nan")):
+        setattr(getattr(cfg, section), field, bad)
+        with pytest.raises(ConfigError, match=rf"{section}\.{field} must be in \[0, 1\)"):
+            validate(cfg)
+
+
 def test_python_api_as_in_the_readme(tmp_path):
     import wm_fast
 
@@ -178,10 +191,14 @@ def test_a_run_made_before_a_config_field_existed_is_still_complete(tiny_run, tm
     d = shutil.copytree(tiny_run[0], tmp_path / "D")
     record = json.loads((d / "train-rnn.json").read_text())
     assert "quality_z_nll" in record["metrics"] and record["metrics"]["quality_on"] == "training"
-    del record["config"]["rnn"]["holdout"], record["config"]["rnn"]["mean_mse_weight"]
+    for key in ("holdout", "mean_mse_weight", "dropout"):
+        del record["config"]["rnn"][key]
     (d / "train-rnn.json").write_text(json.dumps(record))
+    controller = json.loads((d / "train-controller.json").read_text())
+    del controller["config"]["controller"]["dream_dropout"]
+    (d / "train-controller.json").write_text(json.dumps(controller))
     run = wm_fast.Run(d, load_config(d / "config.json"), progress=False)
-    assert run.is_complete("train-rnn")
+    assert run.is_complete("train-rnn") and run.is_complete("train-controller")
     record["config"]["rnn"]["hidden"] += 1  # a changed field is still refused
     (d / "train-rnn.json").write_text(json.dumps(record))
     with pytest.raises(ConfigError, match="rnn.hidden"):

@@ -96,6 +96,8 @@ class RNNConfig:
     holdout: float = 0.0
     """Fraction of episodes (every k-th) kept out of M's training, to report M's quality on (0: none,
     quality then measured on the training episodes)."""
+    dropout: float = 0.0
+    """Variational dropout rate for training M: one mask per sequence on z and h_{t-1}, never on actions."""
     seed: int = 0
     """Seed for initialisation, chunking and latent sampling."""
 
@@ -128,6 +130,8 @@ class ControllerConfig:
     """Dream backend: compiled engine or the pure-PyTorch reference."""
     common_random_numbers: bool = False
     """Every candidate of a generation dreams with the same noise for rollout r (ranked on equal draws)."""
+    dream_dropout: float = 0.0
+    """Dropout dreams: rate of M's z and h masks in the dream, one pair per rollout (0: off)."""
     seed: int = 0
     """Seed of CMA-ES and of the dreams."""
 
@@ -231,6 +235,9 @@ class IterateConfig:
     in shuffled order: varied controllers visit varied states (0: off)."""
     run_rounds: int = 0
     """Rounds `wm-fast run` does before `evaluate` (which then scores the last round's controller)."""
+    controller_from: Literal["current", "zeros"] = "current"
+    """Where each round's dream CMA-ES starts: the current C, or zeros (a C trained only in the dream,
+    on data its predecessor collected)."""
 
 
 @dataclass
@@ -458,12 +465,17 @@ def validate(cfg: PipelineConfig) -> None:
         raise ConfigError("real.address (--address) is for --backend ray only")
     if cfg.iterate.start not in ("dream", "dream-real", "real"):
         raise ConfigError(f"iterate.start must be dream, dream-real or real, got {cfg.iterate.start!r}")
+    if cfg.iterate.controller_from not in ("current", "zeros"):
+        raise ConfigError(f"iterate.controller_from must be current or zeros, got {cfg.iterate.controller_from!r}")
     if cfg.real.run_mode not in ("off", "real", "dream-then-real"):
         raise ConfigError(f"real.run_mode must be off, real or dream-then-real, got {cfg.real.run_mode!r}")
     if cfg.real.patience < 0:
         raise ConfigError(f"real.patience must be non-negative, got {cfg.real.patience}")
     if not 0.0 <= cfg.rnn.holdout < 1.0:
         raise ConfigError(f"rnn.holdout must be in [0, 1), got {cfg.rnn.holdout}")
+    for name, value in (("rnn.dropout", cfg.rnn.dropout), ("controller.dream_dropout", cfg.controller.dream_dropout)):
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{name} must be in [0, 1), got {value}")
     for name, value in (("iterate.noise", cfg.iterate.noise), ("iterate.param_noise", cfg.iterate.param_noise),
                         ("iterate.run_rounds", cfg.iterate.run_rounds), ("rnn.mean_mse_weight", cfg.rnn.mean_mse_weight)):
         if not value >= 0:

@@ -14,18 +14,23 @@ from .mdnrnn import MDNRNN
 
 
 class DreamNoise(NamedTuple):
-    """Explicit noise for a dream of T steps, P candidates, R rollouts, Z latent dims.
+    """Explicit noise for a dream of T steps, P candidates, R rollouts, Z latent dims, H hidden units.
 
     init_index: (P, R) int64 index into the initial latent pool
     init_eps:   (P, R, Z) standard normal for z_0
     u:          (T, P, R, Z) uniform [0, 1) picking mixture components (shared layout uses [..., 0])
     eps:        (T, P, R, Z) standard normal for z_{t+1}
+    mask_z:     (P, R, Z) dropout multipliers on z as it enters M's gates (0 or 1/(1-p)), or None
+    mask_h:     (P, R, H) dropout multipliers on h as it enters M's recurrent matmul, or None
+                (both or neither; one pair per rollout, the same at every step; never on actions)
     """
 
     init_index: torch.Tensor
     init_eps: torch.Tensor
     u: torch.Tensor
     eps: torch.Tensor
+    mask_z: torch.Tensor | None = None
+    mask_h: torch.Tensor | None = None
 
 
 class DreamResult(NamedTuple):
@@ -50,6 +55,8 @@ class DreamOptions:
     reward_source: str = "model"
     done_threshold: float = 0.5
     common_random_numbers: bool = False
+    dropout: float = 0.0
+    """Dropout dreams: rate p of M's input (z) and recurrent (h) masks, one pair per rollout (0: none)."""
 
     def check(self) -> None:
         if self.steps <= 0:
@@ -66,6 +73,23 @@ class DreamOptions:
             raise ValueError(f"reward_source must be 'model' or 'alive', got {self.reward_source!r}")
         if not 0.0 < self.done_threshold < 1.0:
             raise ValueError(f"done_threshold must be in (0, 1), got {self.done_threshold}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+def check_masks(noise: DreamNoise, p: int, r: int, z_dim: int, hidden: int) -> None:
+    """Raise ValueError naming mask_z or mask_h when the masks of `noise` are malformed."""
+    given = (noise.mask_z is not None) + (noise.mask_h is not None)
+    if given == 1:
+        raise ValueError(f"mask_z and mask_h must be given together (got {given} of 2)")
+    if given == 0:
+        return
+    for name, t, size in (("mask_z", noise.mask_z, z_dim), ("mask_h", noise.mask_h, hidden)):
+        assert t is not None
+        if t.shape != (p, r, size) or not t.is_floating_point():
+            raise ValueError(f"{name} must be a float tensor of shape {(p, r, size)}, got {t.dtype} {tuple(t.shape)}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} holds NaN or infinite values")
 
 
 def check_inputs(model: MDNRNN, params: torch.Tensor, init_mu: torch.Tensor,

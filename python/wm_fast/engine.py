@@ -5,7 +5,9 @@ rollouts × T steps in one call with the semantics of `dream.dream_reference`; i
 from counter-based Philox streams keyed by (seed, candidate, rollout, step, lane) — candidate 0
 for everyone with common random numbers — so a seed gives the same returns whatever the
 thread count or tiling. With `noise` (a DreamNoise) it uses exactly that noise instead, which
-is how it is tested against the reference trajectory for trajectory.
+is how it is tested against the reference trajectory for trajectory. Dropout masks
+(opts.dropout > 0) follow the same rule: the noise's masks when it has them, else the engine's
+own Philox masks keyed by (seed, candidate, rollout).
 """
 
 from __future__ import annotations
@@ -34,17 +36,24 @@ def engine_device(backend: str) -> torch.device:
     raise ValueError(f"engine backend must be 'cpp' or 'cuda', got {backend!r}")
 
 
-def engine_noise(p: int, opts: DreamOptions, pool_size: int, z_dim: int) -> DreamNoise:
+def engine_noise(p: int, opts: DreamOptions, pool_size: int, z_dim: int, hidden: int | None = None) -> DreamNoise:
     """The noise the engine draws internally for opts.seed, as a DreamNoise (CPU tensors).
 
     `dream_reference(..., noise=engine_noise(...))` repeats a generator-driven engine run
     trajectory for trajectory (up to float rounding): the Philox streams of csrc/philox.h.
+    With opts.dropout > 0 the masks come too (mask_h needs `hidden`, M's H).
     """
     from . import _C
 
+    if opts.dropout > 0 and hidden is None:
+        raise ValueError("engine_noise needs hidden (M's H) to give dropout masks")
     index, init_eps, u, eps = _C.philox_dream_noise(int(opts.seed), p, opts.rollouts, opts.steps, z_dim,
                                                     pool_size, bool(opts.common_random_numbers))
-    return DreamNoise(index, init_eps, u, eps)
+    masks = (None, None)
+    if opts.dropout > 0:
+        masks = _C.philox_dream_masks(int(opts.seed), p, opts.rollouts, z_dim, hidden, float(opts.dropout),
+                                      bool(opts.common_random_numbers))
+    return DreamNoise(index, init_eps, u, eps, *masks)
 
 
 @torch.no_grad()
@@ -66,7 +75,8 @@ def dream_engine(
         init_mu, init_logvar: (N, Z) the pool of initial latents.
         opts: dream options (see DreamOptions).
         backend: "cpp" (CPU threads) or "cuda" (current CUDA device and stream).
-        noise: explicit noise in place of the Philox streams (see DreamNoise).
+        noise: explicit noise in place of the Philox streams (see DreamNoise); its dropout masks, when
+            given, are used whatever opts.dropout.
         return_trajectories: also return (T, P, R, ...) trajectories like dream_reference.
     Returns:
         DreamResult on params' device: returns (P, R) float32, lengths (P, R) int64.
@@ -79,15 +89,17 @@ def dream_engine(
     f32 = dict(device=device, dtype=torch.float32)
     weights = model_weights(model, device)
     noise_args: tuple[torch.Tensor | None, ...] = (None, None, None, None)
+    mask_args: tuple[torch.Tensor | None, ...] = (None, None)
     if noise is not None:
         noise_args = (noise.init_index.to(device=device, dtype=torch.int64).contiguous(),
                       noise.init_eps.to(**f32).contiguous(), noise.u.to(**f32).contiguous(),
                       noise.eps.to(**f32).contiguous())
+        mask_args = tuple(None if m is None else m.to(**f32).contiguous() for m in (noise.mask_z, noise.mask_h))
     out = torch.ops.wm_fast.dream(
         *weights, params.to(**f32).contiguous(), init_mu.to(**f32).contiguous(),
         init_logvar.to(**f32).contiguous(), opts.steps, opts.rollouts, float(opts.temperature), int(opts.seed),
         opts.action_mapping, opts.controller_input, opts.reward_source, float(opts.done_threshold), model.layout,
-        bool(opts.common_random_numbers), *noise_args, bool(return_trajectories),
+        bool(opts.common_random_numbers), *noise_args, bool(return_trajectories), float(opts.dropout), *mask_args,
     )
     returns, lengths = out[0].to(out_device), out[1].to(out_device)
     trajectories = None

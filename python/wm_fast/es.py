@@ -56,6 +56,7 @@ class DreamEvaluator:
 
     With `common_random_numbers`, every candidate of a call dreams with the same noise for
     rollout r (same start states, same samples), so candidates are ranked on equal draws.
+    cfg.dream_dropout > 0 dreams with dropout (one mask pair per rollout, DreamOptions.dropout).
     """
 
     name = "dream"
@@ -76,7 +77,7 @@ class DreamEvaluator:
             steps=self.cfg.dream_steps, rollouts=rollouts, temperature=self.cfg.temperature,
             seed=seed, action_mapping=self.action_mapping, controller_input=self.controller_input,
             reward_source=self.reward_source, done_threshold=self.cfg.done_threshold,
-            common_random_numbers=self.common_random_numbers,
+            common_random_numbers=self.common_random_numbers, dropout=self.cfg.dream_dropout,
         )
         result = dream(self.model, torch.as_tensor(params, dtype=torch.float32), self.init_mu,
                        self.init_logvar, opts, backend=self.backend)  # type: ignore[arg-type]

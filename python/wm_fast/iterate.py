@@ -17,7 +17,9 @@ Round r (from 1) runs five steps, each under D/iterate/round_{r:03d}/ and each l
                (round/rnn/rnn.pt; its optimizer state carries over).
   4. controller  CMA-ES in the new M's dream for iterate.generations generations, starting
                from the current C (round/controller/); the current C is scored in the new
-               dream first, so the round's C is never worse there.
+               dream first, so the round's C is never worse there. With
+               iterate.controller_from = "zeros", CMA-ES starts from zeros instead: the
+               round's C is trained only in the dream (the data came from the current C).
   5. evaluate  iterate.eval_episodes real episodes of the round's C (env seeds
                evaluate.seed_start + i, the pipeline's evaluation seeds) → round/evaluate.json.
 
@@ -36,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .config import ConfigError
 from .provenance import git_commit, machine_description
-from .records import refuse_changed
+from .records import refuse_changed, with_new_fields
 from .storage import MissingStageError, atomic_write_bytes, atomic_write_json, read_json
 
 if TYPE_CHECKING:
@@ -224,9 +226,11 @@ def _controller(run: "Run", r: int, cur: dict[str, Path], latents: Path) -> dict
                         controller_input=env.controller_input, reward_source=env.reward_source,
                         common_random_numbers=cfg.common_random_numbers)
     x0 = load_controller(cur["controller"]).double().numpy()
-    metrics = train_controller(ev, len(x0), round_dir(run, r) / "controller", cfg, x0=x0,
-                               progress=run.progress, eval_start=True)
-    metrics["dream_return_start"] = metrics["evals"][0]["mean_solution_return"] if metrics["evals"] else None
+    from_zeros = run.cfg.iterate.controller_from == "zeros"
+    metrics = train_controller(ev, len(x0), round_dir(run, r) / "controller", cfg, x0=None if from_zeros else x0,
+                               progress=run.progress, eval_start=not from_zeros, deadline=run.deadline)
+    metrics["dream_return_start"] = (metrics["evals"][0]["mean_solution_return"]
+                                     if metrics["evals"] and not from_zeros else None)
     return metrics
 
 
@@ -268,7 +272,10 @@ def iterate(run: "Run", rounds: int) -> dict[str, Any]:
     config = _iterate_config(run)
     record = read_json(path) if path.exists() else {"rounds": []}
     if record.get("config") is not None:
-        refuse_changed(record["config"], config, str(path),
+        from .config import PipelineConfig
+
+        recorded = with_new_fields(record["config"], config, PipelineConfig().to_dict())
+        refuse_changed(recorded, config, str(path),
                        f"use a new --run-dir, or delete {run.dir / 'iterate'} and {path} to start over")
     rows = list(record["rounds"])
     for r in range(len(rows) + 1, rounds + 1):

@@ -20,6 +20,12 @@ Weight layout (a contract: the compiled dream engine reads these tensors directl
 
 Layouts: "shared" has one set of K mixture weights for all z dims (ctallec/world-models),
 "per_dim" one set of K weights per z dim (the original). sigma = exp(logsigma), unclamped.
+
+Dropout (variational, Gal & Ghahramani; Dropout's Dream Land): `forward` and `step` take optional
+masks mask_z (B, Z) and mask_h (B, H) of multipliers (0 or 1/(1-p), see `dropout_masks`): the gates
+read [z * mask_z, a] and h_{t-1} * mask_h, with the same masks at every step of a sequence and one
+mask shared by the four gates. Actions, c, and the h_t that goes to the head and to the next step
+are never masked. The weights are the same tensors either way.
 """
 
 from __future__ import annotations
@@ -64,6 +70,49 @@ def head_size(z_dim: int, n_gaussians: int, layout: Layout) -> int:
 def _check_layout(layout: str) -> None:
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+
+
+def dropout_masks(batch: int, z_dim: int, hidden: int, p: float, generator: torch.Generator | None = None,
+                  device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverted-dropout masks of rate p: mask_z (B, Z) and mask_h (B, H), each value 0 or 1/(1-p).
+
+    A unit is kept when its uniform (torch.rand, z's drawn before h's) is >= p.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {p}")
+    scale = 1.0 / (1.0 - p)
+    mask_z = (torch.rand((batch, z_dim), generator=generator) >= p).to(torch.float32) * scale
+    mask_h = (torch.rand((batch, hidden), generator=generator) >= p).to(torch.float32) * scale
+    return mask_z.to(device), mask_h.to(device)
+
+
+def _lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """gates (B, 4H) in chunks i, f, g, o; c (B, H) -> (h', c')."""
+    i, f, g, o = gates.chunk(4, dim=-1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c_new), c_new
+
+
+def masked_lstm(lstm: nn.LSTM, z: torch.Tensor, a: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
+                mask_z: torch.Tensor | None, mask_h: torch.Tensor | None,
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """The one layer of `lstm` run step by step from its weights, with variational dropout masks.
+
+    Args:
+        z: (T, B, Z);  a: (T, B, A);  h, c: (B, H) initial state.
+        mask_z: (B, Z) or None, on z at every step;  mask_h: (B, H) or None, on h_{t-1} at every step.
+    Returns:
+        hs (T, B, H) unmasked hidden states, and the final (h, c).
+    """
+    zin = z if mask_z is None else z * mask_z
+    # The input part of the gates of all steps in one matmul; unbind (not x[t]) keeps backward O(T).
+    x_proj = (torch.cat([zin, a], dim=-1) @ lstm.weight_ih_l0.T + lstm.bias_ih_l0).unbind(0)  # T x (B, 4H)
+    hs = []
+    for x_t in x_proj:
+        hin = h if mask_h is None else h * mask_h
+        h, c = _lstm_cell(x_t + hin @ lstm.weight_hh_l0.T + lstm.bias_hh_l0, c)
+        hs.append(h)
+    return torch.stack(hs), (h, c)
 
 
 class MDNRNN(nn.Module):
@@ -133,11 +182,18 @@ class MDNRNN(nn.Module):
         if a.dim() != ndim or a.shape[-1] != self.action_dim or a.shape[:-1] != z.shape[:-1]:
             raise ValueError(f"a must be {tuple(z.shape[:-1]) + (self.action_dim,)}, got {tuple(a.shape)}")
 
+    def _check_masks(self, batch: int, mask_z: torch.Tensor | None, mask_h: torch.Tensor | None) -> None:
+        for name, m, size in (("mask_z", mask_z, self.z_dim), ("mask_h", mask_h, self.hidden)):
+            if m is not None and m.shape != (batch, size):
+                raise ValueError(f"{name} must be ({batch}, {size}), got {tuple(m.shape)}")
+
     def forward(
         self,
         z: torch.Tensor,
         a: torch.Tensor,
         state: tuple[torch.Tensor, torch.Tensor] | None = None,
+        mask_z: torch.Tensor | None = None,
+        mask_h: torch.Tensor | None = None,
     ) -> tuple[MDNOutput, tuple[torch.Tensor, torch.Tensor]]:
         """Teacher-forced pass over a sequence.
 
@@ -145,11 +201,18 @@ class MDNRNN(nn.Module):
             z: (T, B, Z) latents z_0..z_{T-1}.
             a: (T, B, A) actions a_0..a_{T-1}.
             state: (h, c), each (B, H), or None for zeros.
+            mask_z, mask_h: (B, Z) and (B, H) dropout masks, one per sequence (module docstring);
+                with either, the LSTM runs step by step (`masked_lstm`), else as the fused nn.LSTM.
         Returns:
             MDNOutput with leading (T, B) (step t predicts z_{t+1}, rewards[t], dones[t]),
             and the final state (h, c), each (B, H).
         """
         self._check_inputs(z, a, 3)
+        if mask_z is not None or mask_h is not None:
+            self._check_masks(z.shape[1], mask_z, mask_h)
+            h0, c0 = state if state is not None else self.initial_state(z.shape[1], z.device, z.dtype)
+            hs, (h, c) = masked_lstm(self.lstm, z, a, h0, c0, mask_z, mask_h)
+            return self.unpack(self.head(hs)), (h, c)
         x = torch.cat([z, a], dim=-1)
         lstm_state = None if state is None else (state[0].unsqueeze(0), state[1].unsqueeze(0))
         hs, (h, c) = self.lstm(x, lstm_state)
@@ -160,27 +223,30 @@ class MDNRNN(nn.Module):
         z: torch.Tensor,
         a: torch.Tensor,
         state: tuple[torch.Tensor, torch.Tensor] | None = None,
+        mask_z: torch.Tensor | None = None,
+        mask_h: torch.Tensor | None = None,
     ) -> tuple[MDNOutput, tuple[torch.Tensor, torch.Tensor]]:
         """One step with the same weights, written out (what the dream engine computes).
 
-        gates = x W_ih^T + b_ih + h W_hh^T + b_hh, split in chunks i, f, g, o;
-        c' = sigmoid(f) c + sigmoid(i) tanh(g);  h' = sigmoid(o) tanh(c').
+        gates = [z * mask_z, a] W_ih^T + b_ih + (h * mask_h) W_hh^T + b_hh, split in chunks i, f, g, o;
+        c' = sigmoid(f) c + sigmoid(i) tanh(g);  h' = sigmoid(o) tanh(c')   (no mask: no product).
 
         Args:
             z: (B, Z);  a: (B, A);  state: (h, c), each (B, H), or None for zeros.
+            mask_z: (B, Z) or None;  mask_h: (B, H) or None: dropout multipliers (module docstring).
         Returns:
-            MDNOutput with leading (B,) computed from h', and the new state (h', c').
+            MDNOutput with leading (B,) computed from h' (unmasked), and the new state (h', c').
         """
         self._check_inputs(z, a, 2)
+        self._check_masks(z.shape[0], mask_z, mask_h)
         if state is None:
             state = self.initial_state(z.shape[0], z.device, z.dtype)
         h, c = state
-        x = torch.cat([z, a], dim=-1)
+        x = torch.cat([z if mask_z is None else z * mask_z, a], dim=-1)
+        hin = h if mask_h is None else h * mask_h
         lstm = self.lstm
-        gates = x @ lstm.weight_ih_l0.T + lstm.bias_ih_l0 + h @ lstm.weight_hh_l0.T + lstm.bias_hh_l0
-        i, f, g, o = gates.chunk(4, dim=-1)
-        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h_new = torch.sigmoid(o) * torch.tanh(c_new)
+        gates = x @ lstm.weight_ih_l0.T + lstm.bias_ih_l0 + hin @ lstm.weight_hh_l0.T + lstm.bias_hh_l0
+        h_new, c_new = _lstm_cell(gates, c)
         return self.unpack(self.head(h_new)), (h_new, c_new)
 
 

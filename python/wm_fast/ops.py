@@ -23,7 +23,8 @@ controller_forward = torch.ops.wm_fast.controller_forward
 @torch.library.register_fake("wm_fast::dream")
 def _dream_fake(w_ih, w_hh, b_ih, b_hh, head_w, head_b, params, init_mu, init_logvar, steps, rollouts,
                 temperature, seed, action_mapping, controller_input, reward_source, done_threshold, layout,
-                common_random_numbers, init_index, init_eps, noise_u, noise_eps, return_trajectories):
+                common_random_numbers, init_index, init_eps, noise_u, noise_eps, return_trajectories, dropout=0.0,
+                mask_z=None, mask_h=None):
     p, r, t = params.shape[0], rollouts, steps
     z, h, a = init_mu.shape[1], w_hh.shape[1], w_ih.shape[1] - init_mu.shape[1]
     f = dict(dtype=torch.float32, device=params.device)

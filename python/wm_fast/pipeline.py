@@ -33,7 +33,7 @@ from . import iterate as iterate_module
 from .config import ConfigError, PipelineConfig, get_preset, validate
 from .envs import facts
 from .provenance import git_commit, machine_description
-from .records import config_diff, refuse_changed
+from .records import config_diff, refuse_changed, with_new_fields
 from .shards import list_episodes
 from .storage import MissingStageError, WmFastError, atomic_write_json, read_json
 
@@ -74,19 +74,6 @@ def _stage_config(cfg: PipelineConfig, stage: str) -> dict[str, Any]:
         for key in _NOT_RESULTS if section in ("real", "collect", "evaluate") else ():
             section_dict.pop(key, None)  # parallelism does not change results
         out[section] = section_dict
-    return out
-
-
-def _with_new_fields(recorded: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
-    """`recorded` with the config fields added since it was written, at their defaults (a new field
-    defaults to what the code did before it existed)."""
-    defaults = PipelineConfig().to_dict()
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in recorded.items()}
-    for section, fields in now.items():
-        if isinstance(fields, dict) and isinstance(out.get(section), dict):
-            for key in fields.keys() - out[section].keys():
-                if key in defaults.get(section, {}):
-                    out[section][key] = defaults[section][key]
     return out
 
 
@@ -200,7 +187,7 @@ class Run:
             return False
         record = read_json(path)
         now = _stage_config(self.cfg, stage)
-        recorded = _with_new_fields(record.get("config", {}), now)
+        recorded = with_new_fields(record.get("config", {}), now, PipelineConfig().to_dict())
         if stage.startswith("evaluate") and config_diff(recorded, now):
             return False  # evaluation settings changed: evaluate again, nothing downstream depends on it
         refuse_changed(recorded, now, f"stage {stage} in {self.dir}",

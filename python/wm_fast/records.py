@@ -26,6 +26,19 @@ def config_diff(recorded: Mapping[str, Any], now: Mapping[str, Any], prefix: str
     return diffs
 
 
+def with_new_fields(recorded: Mapping[str, Any], now: Mapping[str, Any],
+                    defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """`recorded` (a config of sections) with the fields added since it was written, at their
+    `defaults` (a new field defaults to what the code did before it existed)."""
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in recorded.items()}
+    for section, fields in now.items():
+        if isinstance(fields, Mapping) and isinstance(out.get(section), dict):
+            for key in fields.keys() - out[section].keys():
+                if key in defaults.get(section, {}):
+                    out[section][key] = defaults[section][key]
+    return out
+
+
 def refuse_changed(recorded: Mapping[str, Any], now: Mapping[str, Any], what: str, fix: str,
                    error: type[Exception] = ConfigError) -> None:
     """Raise `error` naming the differences when `now` differs from `recorded`.

@@ -7,6 +7,9 @@ Loss per batch (masked means over valid steps):
   + mean_mse_weight * MSE(mixture mean, z_{t+1})   (an anchor for the mixture; 0: off)
 with z = mu + exp(logvar / 2) * eps sampled afresh each batch from V's stored posterior.
 done_pos_weight <= 0 means balanced: (steps that are not ends) / (ends) in the training data.
+With cfg.dropout > 0, M trains with variational dropout: each sequence of a batch draws one mask
+on z and one on h_{t-1} (mdnrnn.dropout_masks, torch's global RNG like the latents); M's quality
+afterwards is measured without dropout.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from tqdm.auto import tqdm
 
 from .config import RNNConfig
 from .m_quality import describe, m_quality, split_holdout
-from .mdnrnn import MDNOutput, MDNRNN, mdn_nll, mixture_mean
+from .mdnrnn import MDNOutput, MDNRNN, dropout_masks, mdn_nll, mixture_mean
 from .records import refuse_changed
 from .scalars import Scalars
 from .sequences import LatentEpisodes, SequenceSampler, sample_z
@@ -173,9 +176,13 @@ def train_rnn(
             n_batches = 0
             for batch in sampler.epoch(epoch):
                 z = sample_z(batch.mu, batch.logvar)  # CPU global RNG: reproducible on resume
+                masks: dict[str, torch.Tensor] = {}
+                if cfg.dropout > 0:  # one mask pair per sequence, same RNG
+                    mask_z, mask_h = dropout_masks(z.shape[1], model.z_dim, model.hidden, cfg.dropout, device=device)
+                    masks = {"mask_z": mask_z, "mask_h": mask_h}
                 batch = batch.to(device)
                 z = z.to(device)
-                out, _ = model(z[:-1], batch.actions)
+                out, _ = model(z[:-1], batch.actions, **masks)
                 terms = rnn_losses(out, z[1:], batch.rewards, batch.dones, batch.mask, cfg.layout,
                                    cfg.reward_weight, cfg.done_weight, pos_weight, cfg.mean_mse_weight)
                 loss = terms["loss"]
