@@ -110,13 +110,19 @@ def test_a_time_budget_stops_cleanly_and_the_rerun_ends_as_uninterrupted(tmp_pat
     from wm_fast.errors import TimeBudgetReached
 
     train_controller(Quadratic(), 5, tmp_path / "straight", CFG, progress=False)
-    with pytest.raises(TimeBudgetReached, match="after generation 1 of 12"):
-        train_controller(Quadratic(), 5, tmp_path / "budget", CFG, progress=False, deadline=time.monotonic())
+    for generation in range(1, 5):  # each call: one generation, then the budget is spent
+        with pytest.raises(TimeBudgetReached, match=f"after generation {generation} of 12"):
+            train_controller(Quadratic(), 5, tmp_path / "budget", CFG, progress=False, deadline=time.monotonic())
+        # nothing is evaluated before generation 4 (eval_every 4): until then, no controller to score
+        assert (tmp_path / "budget" / "controller.pt").exists() == (generation >= 4)
+    partial = torch.load(tmp_path / "budget" / "controller.pt", weights_only=True)
+    assert partial["complete"] is False and partial["generation"] == 4
     np.random.seed(1)  # as in a new process
     train_controller(Quadratic(), 5, tmp_path / "budget", CFG, progress=False)
     a = torch.load(tmp_path / "straight" / "controller.pt", weights_only=True)
     b = torch.load(tmp_path / "budget" / "controller.pt", weights_only=True)
     torch.testing.assert_close(a["mean_params"], b["mean_params"], rtol=0, atol=0)
+    assert b["complete"] is True
 
 
 def test_progress_orders_generations_and_evaluations_in_time(tmp_path):

@@ -222,6 +222,8 @@ def train_controller(
 
     With a `deadline` (a `time.monotonic()` value), the first generation saved after it ends
     the call with TimeBudgetReached: resuming from that state gives the uninterrupted result.
+    `controller.pt` then holds the best evaluated mean so far ("complete": False), so the
+    unfinished run can be scored.
 
     Returns: metrics dict (generations, best_eval_return, evals, last, seconds, ...).
     """
@@ -261,6 +263,15 @@ def train_controller(
             "seed": cfg.seed, "config": dataclasses.asdict(cfg),
         })
         write_log()
+
+    def write_controller() -> None:
+        save_checkpoint(out_dir / CONTROLLER_FILE, {
+            "params": best_eval_params, "mean_params": torch.as_tensor(np.asarray(es.mean), dtype=torch.float32),
+            "eval_return": best_eval, "evaluator": evaluator.name, "generation": generation,
+            "complete": generation >= cfg.generations, "config": dataclasses.asdict(cfg),
+            **({"dream_return": best_eval} if evaluator.name == "dream" else {}),
+        })
+        plot_curves(history, evals, out_dir / "curve.png")
 
     def evaluate_mean() -> dict[str, Any]:
         nonlocal best_eval, best_eval_params
@@ -327,6 +338,8 @@ def train_controller(
         if deadline is not None and time.monotonic() >= deadline and generation < cfg.generations:
             bar.close()
             scalars.close()
+            if best_eval_params is not None:
+                write_controller()
             raise TimeBudgetReached(f"time budget reached after generation {generation} of {cfg.generations}; "
                                     f"CMA-ES state saved in {state_path}: run the same command again to continue")
     bar.close()
@@ -336,13 +349,7 @@ def train_controller(
         evaluate_mean()
         save()
     write_log()  # a kill between the state and the log leaves the log one line short
-    save_checkpoint(out_dir / CONTROLLER_FILE, {
-        "params": best_eval_params, "mean_params": torch.as_tensor(np.asarray(es.mean), dtype=torch.float32),
-        "eval_return": best_eval, "evaluator": evaluator.name, "generation": generation,
-        "config": dataclasses.asdict(cfg),
-        **({"dream_return": best_eval} if evaluator.name == "dream" else {}),
-    })
-    plot_curves(history, evals, out_dir / "curve.png")
+    write_controller()
     return {
         "generations": generation, "best_eval_return": best_eval, "evals": evals, "evaluator": evaluator.name,
         "last": history[-1] if history else None, "seconds_this_call": time.perf_counter() - start,
