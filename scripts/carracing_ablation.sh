@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The commands behind results/carracing_ablation.{json,md}: every row on the data, V and M of one quick
+# run (80 random-policy episodes), scored on the same 100 held-out gymnasium episodes (env seeds
+# 5,000,000-5,000,099, which no stage uses). Each command resumes after a kill.
+#
+#   bash scripts/carracing_ablation.sh [QUICK_RUN_DIR]   (default runs/quick: bash scripts/carracing_quick.sh makes it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+Q=${1:-runs/quick}
+W=.venv/bin/wm-fast
+SCORE=(--episodes 100 --seed-start 5000000 --no-video --quiet)
+B=runs/ablation
+[ -d $B ] || { cp -r "$Q" $B; rm -f $B/evaluate*.json $B/evaluate*.gif; }
+
+# dream only, and real only (the quick preset's two controllers)
+$W evaluate --run-dir $B --controller dream "${SCORE[@]}"
+$W evaluate --run-dir $B --controller real "${SCORE[@]}"
+
+# + dropout dreams: M retrained with dropout 0.05 on the same latents, C in dreams with dropout 0.1
+D=runs/ablation_dropout
+if [ ! -d $D ]; then
+  mkdir -p $D && cp -r $B/{collect.json,train-vae.json,encode.json,vae,latents} $D/
+  .venv/bin/python - $B/config.json $D/config.json <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["rnn"]["dropout"], c["controller"]["dream_dropout"], c["real"]["run_mode"] = 0.05, 0.1, "off"
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+PY
+fi
+$W train-rnn --run-dir $D --quiet
+$W train-controller --run-dir $D --quiet
+$W evaluate --run-dir $D --controller dream "${SCORE[@]}"
+
+# + C's own episodes: one iterate round collecting with the real-only C (+ noise), M continued on old + new
+# episodes, then C trained from zeros only in the new M's dream
+I=runs/ablation_iter
+[ -d $I ] || { cp -r $B $I; rm -f $I/evaluate-*.json; }
+$W iterate --run-dir $I --rounds 1 --start real --controller-from zeros --episodes 60 --noise 0.1 --spread-noise \
+  --rnn-epochs 20 --generations 60 --eval-episodes 20 --quiet
+$W evaluate --run-dir $I --controller iterate "${SCORE[@]}"
+
+.venv/bin/python scripts/ablation_summary.py runs
