@@ -196,3 +196,32 @@ def test_real_cma_es_on_envpool_for_a_gymnasium_run_is_named(tiny_run_dir, tmp_p
     record = json.loads((d / "train-controller-real.json").read_text())
     assert record["env_backend"] == "envpool" and record["config"]["real"]["env_backend"] == "envpool"
     assert json.loads((d / "collect.json").read_text())["env_backend"] == "gymnasium"  # the run's own stays
+
+
+def test_every_random_policy_stays_in_the_box_and_depends_on_its_seed_only():
+    from wm_fast.rollout.policies import POLICY_NAMES, make_policy, policy_rng
+
+    low, high = np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32)
+    for name in POLICY_NAMES:
+        runs = []
+        for seed in (3, 3, 4):
+            policy = make_policy(name, low, high)
+            policy.reset(policy_rng(seed))
+            runs.append(np.stack([policy.act() for _ in range(300)]))
+        assert ((runs[0] >= low) & (runs[0] <= high)).all(), name
+        np.testing.assert_array_equal(runs[0], runs[1])
+        assert not np.array_equal(runs[0], runs[2]), name
+
+
+def test_the_drive_policy_keeps_the_gas_on_and_brakes_rarely():
+    from wm_fast.config import ConfigError
+    from wm_fast.rollout.policies import make_policy, policy_rng
+
+    policy = make_policy("drive", np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32))
+    policy.reset(policy_rng(0))
+    actions = np.stack([policy.act() for _ in range(2000)])
+    braking = actions[:, 2] > 0
+    assert 0.0 < braking.mean() < 0.15 and (actions[braking, 1] == 0).all()
+    assert actions[~braking, 1].min() >= 0.3 and abs(actions[:, 0].mean()) < 0.3
+    with pytest.raises(ConfigError, match="CarRacing's 3 actions"):
+        make_policy("drive", np.zeros(1, np.float32), np.ones(1, np.float32))

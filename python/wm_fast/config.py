@@ -33,8 +33,9 @@ class CollectConfig:
     """Number of episodes (shards) to collect."""
     max_steps: int = 1000
     """Steps per episode at most (the environment's own limit is 1000 for CarRacing)."""
-    policy: Literal["brownian", "iid", "held"] = "brownian"
-    """Random policy: `iid` uniform, `brownian` smoothed random walk, `held` actions held 1-10 steps."""
+    policy: Literal["brownian", "iid", "held", "drive"] = "brownian"
+    """Random policy: `iid` uniform, `brownian` smoothed random walk, `held` actions held 1-10 steps,
+    `drive` (CarRacing) steering around straight ahead with gas held on (rollout/policies.py)."""
     workers: int = field(default_factory=default_workers)
     """Worker processes (default: the usable cores)."""
     envs_per_worker: int = 8
@@ -447,8 +448,8 @@ def validate(cfg: PipelineConfig) -> None:
         raise ConfigError(
             f"controller.done_threshold must be in (0, 1), got {cfg.controller.done_threshold}"
         )
-    if cfg.collect.policy not in ("brownian", "iid", "held"):
-        raise ConfigError(f"collect.policy must be brownian, iid or held, got {cfg.collect.policy!r}")
+    if cfg.collect.policy not in ("brownian", "iid", "held", "drive"):
+        raise ConfigError(f"collect.policy must be brownian, iid, held or drive, got {cfg.collect.policy!r}")
     if cfg.rnn.layout not in ("shared", "per_dim"):
         raise ConfigError(f"rnn.layout must be shared or per_dim, got {cfg.rnn.layout!r}")
     if cfg.controller.backend not in ("auto", "torch", "cpp", "cuda"):

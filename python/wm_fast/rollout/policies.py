@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-POLICY_NAMES = ("iid", "brownian", "held")
+POLICY_NAMES = ("iid", "brownian", "held", "drive")
 _POLICY_STREAM = 0x5EED_A17  # mixed into the policy seed so it differs from the env's stream
 
 
@@ -100,15 +100,52 @@ class HeldPolicy(RandomPolicy):
         return self.action.copy()
 
 
+class DrivePolicy(RandomPolicy):
+    """CarRacing's (steer, gas, brake): a random driver that stays on the road longer, so that the
+    data holds the track's tiles and their rewards, not only grass.
+
+    Steering is an Ornstein-Uhlenbeck walk around straight ahead (s += -theta*s + sigma*N(0,1),
+    clipped to [-1, 1]); gas is a uniform level in [0.3, 1] held 10-50 steps; with probability
+    `brake_prob` a step starts a brake of 1-5 steps at a uniform level in [0.3, 0.8], without gas.
+    """
+
+    def __init__(self, low: np.ndarray, high: np.ndarray, theta: float = 0.15, sigma: float = 0.3,
+                 brake_prob: float = 0.02) -> None:
+        super().__init__(low, high)
+        if self.low.shape != (3,):
+            raise ConfigError("the drive policy is for CarRacing's 3 actions (steer, gas, brake); "
+                              f"this env has {self.low.shape[0]}")
+        self.theta, self.sigma, self.brake_prob = theta, sigma, brake_prob
+        self.steer, self.gas, self.gas_left, self.brake, self.brake_left = 0.0, 0.0, 0, 0.0, 0
+
+    def reset(self, rng: np.random.Generator) -> None:
+        super().reset(rng)
+        self.steer, self.gas, self.gas_left, self.brake, self.brake_left = 0.0, 0.0, 0, 0.0, 0
+
+    def act(self) -> np.ndarray:
+        rng = self.rng
+        self.steer = float(np.clip(self.steer * (1 - self.theta) + self.sigma * rng.standard_normal(), -1, 1))
+        if self.gas_left == 0:
+            self.gas, self.gas_left = float(rng.uniform(0.3, 1.0)), int(rng.integers(10, 51))
+        self.gas_left -= 1
+        if self.brake_left == 0 and rng.random() < self.brake_prob:
+            self.brake, self.brake_left = float(rng.uniform(0.3, 0.8)), int(rng.integers(1, 6))
+        braking = self.brake_left > 0
+        self.brake_left = max(self.brake_left - 1, 0)
+        action = np.array([self.steer, 0.0 if braking else self.gas, self.brake if braking else 0.0], dtype=np.float32)
+        return np.clip(action, self.low, self.high)
+
+
 _POLICIES: dict[str, type[RandomPolicy]] = {
     "iid": IIDPolicy,
     "brownian": BrownianPolicy,
     "held": HeldPolicy,
+    "drive": DrivePolicy,
 }
 
 
 def make_policy(name: str, low: np.ndarray, high: np.ndarray) -> RandomPolicy:
-    """Random policy `name` ("iid", "brownian" or "held") over the box [low, high]."""
+    """Random policy `name` ("iid", "brownian", "held" or CarRacing's "drive") over the box [low, high]."""
     if name not in _POLICIES:
         raise ConfigError(f"unknown policy {name!r}; choose one of {', '.join(POLICY_NAMES)}")
     return _POLICIES[name](low, high)
