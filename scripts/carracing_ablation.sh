@@ -35,8 +35,12 @@ $W evaluate --run-dir $D --controller dream "${SCORE[@]}"
 # episodes, then C trained from zeros only in the new M's dream
 I=runs/ablation_iter
 [ -d $I ] || { cp -r $B $I; rm -f $I/evaluate-*.json; }
-$W iterate --run-dir $I --rounds 1 --start real --controller-from zeros --episodes 60 --noise 0.1 --spread-noise \
-  --rnn-epochs 20 --generations 60 --eval-episodes 20 --quiet
-$W evaluate --run-dir $I --controller iterate "${SCORE[@]}"
+# (round 2: the same again, collecting with round 1's dream-trained C, whose mistakes M then learns)
+for r in 1 2; do
+  $W iterate --run-dir $I --rounds $r --start real --controller-from zeros --episodes 60 --noise 0.1 --spread-noise \
+    --rnn-epochs 20 --generations 60 --eval-episodes 20 --quiet
+  [ -f $I/evaluate-iterate-round$r.json ] || { $W evaluate --run-dir $I --controller iterate "${SCORE[@]}";
+                                               cp $I/evaluate-iterate.json $I/evaluate-iterate-round$r.json; }
+done
 
 .venv/bin/python scripts/ablation_summary.py runs

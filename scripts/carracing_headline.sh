@@ -55,7 +55,7 @@ PY
 score)
   set -e
   $W evaluate --run-dir "$D" --controller real --episodes 100 --seed-start 5000000 --no-video --quiet
-  $W video --run-dir "$D" --controller real --seed 5000000 --steps 1000 --out "$R/real_vs_dream.gif"
+  $W video --run-dir "$D" --controller real --seed 5000000 --steps 300 --out "$R/real_vs_dream.gif"
   $PY scripts/headline_summary.py "$D" "$R"
   ;;
 *) echo "unknown command $cmd (step or score)" >&2; exit 2 ;;

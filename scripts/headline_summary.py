@@ -63,11 +63,13 @@ def main(run_dir: Path, out_dir: Path) -> None:
     }
     atomic_write_json(out_dir.parent / "carracing_headline.json", summary)
     cm = summary["cma_es"]
+    cfg_generations = load_config(run_dir / "config.json").real.generations
     md = [
         "| run | real return, held-out (mean ± std, episodes) | CMA-ES generations | real env steps | CMA-ES wall time | commit |",
         "|---|---|---|---|---|---|",
         f"| headline preset, C by CMA-ES on EnvPool's CarRacing (V, M from gymnasium frames) | {ev['mean']:.1f} ± "
-        f"{ev['std']:.1f} ({ev['episodes']}) | {cm['generations']} of 16 | {cm['env_steps'] / 1e6:.2f} M | "
+        f"{ev['std']:.1f} ({ev['episodes']}) | {cm['generations']} × {cm['popsize']} (of {cfg_generations}) | "
+        f"{cm['env_steps'] / 1e6:.2f} M | "
         f"{cm['wall_hours']:.2f} h | {', '.join(summary['commit'])} |",
         "",
         f"Machine: {ev['machine']}. Held out: gymnasium CarRacing-v3, env seeds {min(held_out)}..{max(held_out)}, used by "
