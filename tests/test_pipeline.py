@@ -242,3 +242,19 @@ def test_the_committed_quick_controller_still_drives(tmp_path):
     assert proc.returncode == 0, proc.stderr
     ev = json.loads((d / "evaluate.json").read_text())
     assert ev["controller"] == "real" and ev["env_backend"] == "gymnasium" and ev["mean"] > 200  # random: ~ -70
+
+
+def test_the_committed_headline_controller_still_drives(tmp_path):
+    """results/carracing_headline/ as committed (an unfinished chain: its controller.pt is the best
+    evaluated CMA mean so far), re-scored by `wm-fast evaluate` on 2 seeds no stage used."""
+    import shutil
+
+    src = Path(__file__).resolve().parents[1] / "results" / "carracing_headline"
+    if not (src / "config.json").exists():
+        pytest.skip("results/carracing_headline/ not written yet")
+    d = shutil.copytree(src, tmp_path / "D")
+    proc = wm_fast("evaluate", "--run-dir", "D", "--controller", "real", "--episodes", "2", "--seed-start", "81000",
+                   "--no-video", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    ev = json.loads((d / "evaluate-real.json").read_text())
+    assert ev["seeds"] == [81000, 81001] and ev["mean"] > 400  # held-out 808 ± 139 over 100; random: ~ -70
