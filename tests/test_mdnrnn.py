@@ -64,13 +64,18 @@ def test_unpack_index_convention(layout):
     assert o.reward.item() == m.out_dim - 2 and o.done_logit.item() == m.out_dim - 1
 
 
+def sequence_world(layout: str):
+    """A small M (Z 4, A 3, H 16, K 3), inputs z (6, 5, 4), a (6, 5, 3) and a random state ((5, 16) each)."""
+    torch.manual_seed(0)
+    m = MDNRNN(4, 3, hidden=16, n_gaussians=3, layout=layout)
+    z, a = torch.randn(6, 5, 4), torch.randn(6, 5, 3)
+    return m, z, a, (torch.randn(5, 16), torch.randn(5, 16))
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_step_matches_forward(layout):
-    torch.manual_seed(0)
-    Z, A, H, K, T, B = 4, 3, 16, 3, 6, 5
-    m = MDNRNN(Z, A, hidden=H, n_gaussians=K, layout=layout)
-    z, a = torch.randn(T, B, Z), torch.randn(T, B, A)
-    state0 = (torch.randn(B, H), torch.randn(B, H))
+    m, z, a, state0 = sequence_world(layout)
+    (T, B, Z), H = z.shape, m.hidden
     # T = 1
     of, sf = m(z[:1], a[:1], state0)
     os_, ss = m.step(z[0], a[0], state0)
@@ -107,11 +112,8 @@ def test_dropout_masks_rate_scale_and_generator():
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_forward_with_masks_is_the_step_by_step_cell(layout):
-    torch.manual_seed(0)
-    Z, A, H, K, T, B = 4, 3, 16, 3, 6, 5
-    m = MDNRNN(Z, A, hidden=H, n_gaussians=K, layout=layout)
-    z, a = torch.randn(T, B, Z), torch.randn(T, B, A)
-    state0 = (torch.randn(B, H), torch.randn(B, H))
+    m, z, a, state0 = sequence_world(layout)
+    (T, B, Z), H = z.shape, m.hidden
     mz, mh = dropout_masks(B, Z, H, 0.4)
     of, (hf, cf) = m(z, a, state0, mask_z=mz, mask_h=mh)
     state = state0
