@@ -14,7 +14,7 @@ from pathlib import Path
 
 from wm_fast.es import STATE_FILE, _generation_seed
 from wm_fast.pipeline import load_config
-from wm_fast.real import rollout_seed
+from wm_fast.real import episode_seeds
 from wm_fast.report import plot_progress, progress
 from wm_fast.storage import atomic_write_json, load_checkpoint, read_json
 
@@ -23,11 +23,11 @@ def training_seeds(run_dir: Path) -> set[int]:
     """Every env seed of the run's real CMA-ES: its generations and the evaluations of its mean."""
     cfg = load_config(run_dir / "config.json").real
     state = load_checkpoint(run_dir / "controller_real" / STATE_FILE)
-    cands = 1 if cfg.common_random_numbers else cfg.popsize
-    seeds = {rollout_seed(_generation_seed(cfg.seed, g), p, r)
-             for g in range(int(state["generation"])) for p in range(cands) for r in range(cfg.rollouts)}
+    seeds = {s for g in range(int(state["generation"]))
+             for _, _, s in episode_seeds(_generation_seed(cfg.seed, g), cfg.popsize, cfg.rollouts,
+                                          cfg.common_random_numbers)}
     for e in state["evals"]:
-        seeds |= {rollout_seed(_generation_seed(cfg.seed, e["generation"], salt=1), 0, r) for r in range(e["rollouts"])}
+        seeds |= {s for _, _, s in episode_seeds(_generation_seed(cfg.seed, e["generation"], salt=1), 1, e["rollouts"])}
     return seeds
 
 

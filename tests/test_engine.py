@@ -183,18 +183,23 @@ def test_return_distribution_matches_reference():
 # Determinism
 
 
+def dreams_at_threads(threads, model, params, mu, logvar, opts):
+    """One cpp dream per entry of `threads`, each at that many torch threads (restored after)."""
+    before = torch.get_num_threads()
+    try:
+        out = []
+        for n in threads:
+            torch.set_num_threads(n)
+            out.append(dream(model, params, mu, logvar, opts, backend="cpp"))
+        return out
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_same_seed_same_returns_whatever_the_threads():
     model, params, mu, logvar = make_world("per_dim", p=6, hidden=24)
     opts = DreamOptions(steps=80, rollouts=11, seed=99)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = dream(model, params, mu, logvar, opts, backend="cpp")
-        torch.set_num_threads(2)
-        two = dream(model, params, mu, logvar, opts, backend="cpp")
-        three = dream(model, params, mu, logvar, opts, backend="cpp")
-    finally:
-        torch.set_num_threads(before)
+    one, two, three = dreams_at_threads((1, 2, 2), model, params, mu, logvar, opts)
     assert torch.equal(one.returns, two.returns) and torch.equal(one.lengths, two.lengths)
     assert torch.equal(two.returns, three.returns)
     other = dream(model, params, mu, logvar, DreamOptions(steps=80, rollouts=11, seed=100), backend="cpp")
@@ -312,14 +317,7 @@ def test_dropout_zero_is_the_dream_without_dropout():
 def test_masks_are_per_rollout_whatever_the_threads_split_and_other_candidates():
     model, params, mu, logvar = make_world("per_dim", p=6, hidden=24)
     opts = DreamOptions(steps=60, rollouts=9, seed=5, dropout=0.3)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = dream(model, params, mu, logvar, opts, backend="cpp")
-        torch.set_num_threads(2)
-        two = dream(model, params, mu, logvar, opts, backend="cpp")
-    finally:
-        torch.set_num_threads(before)
+    one, two = dreams_at_threads((1, 2), model, params, mu, logvar, opts)
     assert torch.equal(one.returns, two.returns) and torch.equal(one.lengths, two.lengths)
     others = params.clone()
     others[1:] = torch.randn_like(others[1:]) * 0.4  # candidate 0's dream ignores the others

@@ -32,7 +32,8 @@ import numpy as np
 from .rollout.episodes import EpisodeRequest
 from .rollout.pool import RealEvalError, Task, WorkerPool, WorkerSpec, agent_spec, run_requests, short_event
 
-__all__ = ["RealEvalError", "RealEvaluator", "agent_spec", "format_duration", "projected_seconds", "rollout_seed"]
+__all__ = ["RealEvalError", "RealEvaluator", "agent_spec", "episode_seeds", "format_duration", "projected_seconds",
+           "rollout_seed"]
 
 log = logging.getLogger("wm_fast.real")
 
@@ -41,6 +42,14 @@ def rollout_seed(generation_seed: int, candidate: int, rollout: int) -> int:
     """Env seed of rollout `rollout` of candidate `candidate` in the generation seeded `generation_seed`."""
     state = np.random.SeedSequence([int(generation_seed), int(candidate), int(rollout), 0x7EA1]).generate_state(1)
     return int(state[0] % (2**31 - 1))
+
+
+def episode_seeds(generation_seed: int, candidates: int, rollouts: int,
+                  common_random_numbers: bool = False) -> list[tuple[int, int, int]]:
+    """(candidate, rollout, env seed) of every episode of a call seeded `generation_seed`, in the
+    order the evaluator runs them; with common random numbers candidate p plays candidate 0's seeds."""
+    return [(p, r, rollout_seed(generation_seed, 0 if common_random_numbers else p, r))
+            for p in range(candidates) for r in range(rollouts)]
 
 
 class RealEvaluator:
@@ -77,9 +86,9 @@ class RealEvaluator:
 
         params = np.asarray(params, dtype=np.float32)
         n_cand = len(params)
-        keys = [(p, r) for p in range(n_cand) for r in range(rollouts)]
-        requests = [EpisodeRequest(rollout_seed(seed, 0 if self.common_random_numbers else p, r), params[p],
-                                   patience=self.patience) for p, r in keys]
+        episodes = episode_seeds(seed, n_cand, rollouts, self.common_random_numbers)
+        keys = [(p, r) for p, r, _ in episodes]
+        requests = [EpisodeRequest(env_seed, params[p], patience=self.patience) for p, _, env_seed in episodes]
         bar = tqdm(total=len(requests), disable=not self.progress, leave=False, desc="real episodes", unit="ep")
         try:
             results, report = run_requests(
