@@ -358,3 +358,17 @@ def test_a_truncated_shard_is_collected_again_and_said(tmp_path, capsys):
     assert "episode_000001.npz is unusable" in capsys.readouterr().out
     for key, value in load_episode(path).items():
         np.testing.assert_array_equal(value, good[key])
+
+
+def test_collecting_in_this_process_gives_torchs_threads_back(tmp_path):
+    """An inline worker runs with one torch thread while it steps envs; the stages after it (V's
+    training) get the process's thread count back."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        collect(tmp_path, _cfg(episodes=1, max_steps=5, workers=1), progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -359,8 +359,59 @@ def _cartpole_tiny() -> PipelineConfig:
     )
 
 
+_DOOM_ONE_PROCESS = {"workers": 1, "envs_per_worker": 8}
+"""ViZDoom's games wait for Python by spinning: on 2 cores two worker processes (each with its games)
+run 10-20x slower than one process stepping 8 games (~1,300 frames/s here), so Doom uses one."""
+
+
+def _doom_paper() -> PipelineConfig:
+    # The paper's DoomTakeCover (../shared/PAPER.md): 10,000 random rollouts with actions held 1-10
+    # frames, z 64, LSTM 512, done weighted 10, C on [z, c, h] trained only in the dream at tau 1.15.
+    return PipelineConfig(
+        env="doom", preset="paper",
+        collect=CollectConfig(episodes=10_000, max_steps=2100, policy="held", **_DOOM_ONE_PROCESS),
+        vae=VAEConfig(z_dim=64),
+        rnn=RNNConfig(hidden=512, seq_len=500, done_pos_weight=10.0, holdout=0.05),
+        controller=ControllerConfig(popsize=64, rollouts=16, generations=200, dream_steps=2100,
+                                    temperature=1.15),
+        evaluate=EvalConfig(episodes=100, seed_start=1_000_000, max_steps=2100, **_DOOM_ONE_PROCESS),
+        real=RealConfig(max_steps=2100, **_DOOM_ONE_PROCESS),
+        iterate=IterateConfig(episodes=1000, rnn_epochs=20, generations=100, eval_episodes=100),
+    )
+
+
+def _doom_quick() -> PipelineConfig:
+    # The whole Doom pipeline in under 30 minutes on 2 cores (results/doom_quick.md): C trained
+    # only in the dream, scored on real games no stage saw.
+    return PipelineConfig(
+        env="doom", preset="quick",
+        collect=CollectConfig(episodes=300, max_steps=2100, policy="held", **_DOOM_ONE_PROCESS),
+        vae=VAEConfig(z_dim=64, epochs=3, batch_size=64, lr=1e-3, shuffle_shards=16, frame_stride=2),
+        rnn=RNNConfig(hidden=256, seq_len=100, batch_size=32, epochs=30, done_pos_weight=10.0, holdout=0.1),
+        controller=ControllerConfig(popsize=32, rollouts=8, generations=40, dream_steps=2100, temperature=1.15,
+                                    eval_every=10, eval_rollouts=256),
+        evaluate=EvalConfig(episodes=50, seed_start=1_000_000, max_steps=2100, **_DOOM_ONE_PROCESS),
+        real=RealConfig(popsize=16, rollouts=4, generations=20, finetune_generations=4, max_steps=2100,
+                        eval_every=10, eval_rollouts=16, **_DOOM_ONE_PROCESS),
+        iterate=IterateConfig(episodes=50, rnn_epochs=10, generations=20, eval_episodes=20),
+    )
+
+
+def _doom_tiny() -> PipelineConfig:
+    cfg = _tiny()
+    cfg.env = "doom"
+    cfg.vae.z_dim = 8
+    for section in (cfg.collect, cfg.evaluate, cfg.real):
+        section.workers = 1
+    cfg.evaluate.seed_start = 1_000_000
+    return cfg
+
+
 _PRESETS = {"tiny": _tiny, "quick": _quick, "headline": _headline, "paper": _paper}
-_ENV_PRESETS: dict[str, dict[str, Any]] = {"cartpole": {"tiny": _cartpole_tiny, "quick": _cartpole_quick}}
+_ENV_PRESETS: dict[str, dict[str, Any]] = {
+    "cartpole": {"tiny": _cartpole_tiny, "quick": _cartpole_quick},
+    "doom": {"tiny": _doom_tiny, "quick": _doom_quick, "paper": _doom_paper},
+}
 """Presets of environments whose numbers differ from CarRacing's (the default presets)."""
 
 

@@ -64,6 +64,8 @@ _REGISTRY: dict[str, EnvSpec] = {
                                        "envpool": "wm_fast.envs.carracing:make_envpool_env"}, 3, "carracing"),
     "cartpole": EnvSpec("cartpole", {"gymnasium": "wm_fast.envs.cartpole:make_env"}, 2, "argmax",
                         observation="state", reward_source="alive", default_max_steps=500),
+    "doom": EnvSpec("doom", {"gymnasium": "wm_fast.envs.doom:make_env"}, 1, "threshold",
+                    controller_input="zch", reward_source="alive", default_max_steps=2100),
 }
 
 

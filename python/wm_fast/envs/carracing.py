@@ -7,9 +7,9 @@ area-resized to 64x64 uint8 RGB by `preprocess`. Actions are (steer, gas, brake)
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
+
+from .frames import area_resize
 
 FRAME_SHAPE = (64, 64, 3)
 """Shape of a preprocessed observation."""
@@ -21,24 +21,6 @@ ACTION_LOW = np.array([-1.0, 0.0, 0.0], dtype=np.float32)
 ACTION_HIGH = np.array([1.0, 1.0, 1.0], dtype=np.float32)
 
 
-@lru_cache(maxsize=None)
-def _area_weights(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) float32 matrix: output pixel i averages the input pixels it covers.
-
-    Output pixel i covers the input interval [i * n_in / n_out, (i + 1) * n_in / n_out);
-    an input pixel partly inside it gets a weight proportional to the overlap (as PIL's BOX
-    filter or OpenCV's INTER_AREA). Rows sum to 1.
-    """
-    scale = n_in / n_out
-    edges_out = np.arange(n_out + 1, dtype=np.float64) * scale
-    lo, hi = edges_out[:-1, None], edges_out[1:, None]
-    j = np.arange(n_in, dtype=np.float64)[None, :]
-    overlap = np.clip(np.minimum(hi, j + 1) - np.maximum(lo, j), 0.0, None)
-    w = (overlap / scale).astype(np.float32)
-    w.flags.writeable = False
-    return w
-
-
 def preprocess(obs: np.ndarray) -> np.ndarray:
     """Crop the dashboard and area-resize one frame: (96, 96, 3) uint8 -> (64, 64, 3) uint8.
 
@@ -47,12 +29,7 @@ def preprocess(obs: np.ndarray) -> np.ndarray:
     obs = np.asarray(obs)
     if obs.shape != RAW_SHAPE:
         raise ValueError(f"preprocess expects a {RAW_SHAPE} frame, got {obs.shape}")
-    crop = obs[:CROP_ROWS].astype(np.float32).transpose(2, 0, 1)  # (3, 84, 96)
-    wr = _area_weights(CROP_ROWS, FRAME_SHAPE[0])  # (64, 84)
-    wc = _area_weights(RAW_SHAPE[1], FRAME_SHAPE[1])  # (64, 96)
-    out = wr @ crop @ wc.T  # (3, 64, 64)
-    out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(out.transpose(1, 2, 0))
+    return area_resize(obs[:CROP_ROWS], FRAME_SHAPE[0], FRAME_SHAPE[1])
 
 
 class CarRacing:

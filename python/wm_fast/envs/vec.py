@@ -78,6 +78,14 @@ class VecEnv:
         self.running &= ~(terminated | truncated)
         return obs, rewards, terminated, truncated
 
+    def canonical(self, actions: np.ndarray) -> np.ndarray:
+        """The actions (N, A) as the envs take them: each row through its env's `canonical_action`
+        when it has one (Doom snaps a to -1 / 0 / +1), so that recorded actions are the moves made."""
+        snap = getattr(self.envs[0], "canonical_action", None)
+        if snap is None:
+            return actions
+        return np.stack([snap(row) for row in actions]).astype(np.float32)
+
     def render(self, slot: int) -> np.ndarray:
         """A full-resolution RGB frame of `slot` for videos."""
         return self.envs[slot].render()

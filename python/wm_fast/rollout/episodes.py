@@ -125,7 +125,7 @@ def run_episodes(vec: VecEnv, requests: list[EpisodeRequest], actor: Actor,
         for slot in np.flatnonzero(active):
             if requests[owner[slot]].record:
                 state[slot]["frames"].append(vec.render(slot).copy())
-        actions = actor.act(obs, active)
+        actions = vec.canonical(actor.act(obs, active))
         next_obs, rewards, terminated, truncated = vec.step(actions, active)
         for slot in np.flatnonzero(active):
             st, req = state[slot], requests[owner[slot]]

@@ -126,6 +126,7 @@ class WorkerCore:
 
         from .. import envs
 
+        self.threads_before = torch.get_num_threads()  # restored by close(): an inline worker shares our process
         torch.set_num_threads(1)
         vae_path, rnn_path = spec.vae_path, spec.rnn_path
         if spec.rnn_bytes is not None:  # files shipped to this node
@@ -172,8 +173,11 @@ class WorkerCore:
         return out
 
     def close(self) -> None:
+        import torch
+
         with contextlib.suppress(Exception):
             self.vec.close()
+        torch.set_num_threads(self.threads_before)
 
 
 def _write_shard(path: str, episode: dict[str, Any], env_name: str) -> dict[str, Any]:
