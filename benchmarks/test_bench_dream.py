@@ -67,3 +67,19 @@ def test_dream_throughput(benchmark, impl, batch):
 def test_baseline_step_is_the_reference():
     for impl in ("torch_eager", "torchscript"):
         common.check_step_matches_reference(impl)
+
+
+def test_baseline_step_is_the_reference_at_doom_sizes():
+    """Small Doom-like worlds ([z, c, h] controller, threshold mapping, alive or model reward)."""
+    for impl in ("torch_eager", "torchscript"):
+        common.check_doom_step_matches_reference(impl)
+
+
+def test_doom_paper_world_runs_the_baseline():
+    """The Doom paper world: 64 + 512 + 512 controller inputs, one output; never ends, +1 per step."""
+    world = common.make_world(1, sizes=common.DOOM)
+    assert world.params.shape == (1, 1089) and world.model.hidden == 512 and world.model.action_dim == 1
+    returns, lengths = common.run_loop(common.make_step("torch_eager"), world, world.options(3))
+    assert returns.tolist() == [[3.0]] and lengths.tolist() == [[3]]
+    with pytest.raises(ValueError, match="world.options"):  # CarRacing options on a Doom world
+        common.run_loop(common.make_step("torch_eager"), world, DreamOptions(steps=3, rollouts=1))
