@@ -108,3 +108,21 @@ def test_a_round_from_zeros_trains_c_only_in_the_dream(tiny_run_dir, tmp_path):
     assert state["evals"][0]["generation"] > 0  # no scoring of a starting C: CMA-ES began at zeros
     (row,) = json.loads((run_dir / "iterate.json").read_text())["rounds"]
     assert row["dream_return_start"] is None
+
+
+def test_pick_best_names_the_round_best_on_its_scoring_episodes(tmp_path):
+    import dataclasses
+
+    from wm_fast.config import get_preset
+    from wm_fast.pipeline import Run
+    from wm_fast.storage import atomic_write_json
+
+    cfg = get_preset("tiny")
+    rows = [{"round": 1, "real_mean": 5.0}, {"round": 2, "real_mean": 9.0}, {"round": 3, "real_mean": 1.0}]
+    atomic_write_json(tmp_path / "iterate.json", {"rounds": rows})
+    last = Run(tmp_path, cfg, progress=False, save_config=False)
+    assert last.controller_models("iterate")["controller"] == tmp_path / "iterate/round_003/controller/controller.pt"
+    assert last.controller_models("iterate-best")["rnn"] == tmp_path / "iterate/round_002/rnn/rnn.pt"
+    best = Run(tmp_path, dataclasses.replace(cfg, iterate=dataclasses.replace(cfg.iterate, pick="best")),
+               progress=False, save_config=False)
+    assert best.controller_models("latest")["controller"] == tmp_path / "iterate/round_002/controller/controller.pt"

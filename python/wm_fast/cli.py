@@ -198,7 +198,7 @@ def train_controller(run_dir: Path, controller: ControllerConfig, real: RealConf
 
 
 def evaluate(run_dir: Path, evaluate: Annotated[EvalConfig, Flat], env: Optional[str] = None,
-             preset: Optional[str] = None, controller: Literal["latest", "dream", "real", "dream-real", "iterate"] = "latest",
+             preset: Optional[str] = None, controller: Literal["latest", "dream", "real", "dream-real", "iterate", "iterate-best"] = "latest",
              quiet: bool = False) -> None:
     """Evaluate a trained controller (with V and M) in the real environment.
 
@@ -211,7 +211,8 @@ def evaluate(run_dir: Path, evaluate: Annotated[EvalConfig, Flat], env: Optional
         env: Environment (default: the run's).
         preset: Preset for the defaults (default: the run's config, else quick).
         controller: latest (the last iterate round's when the run has rounds, else dream), dream
-            (train-controller), real (--mode real), dream-real (--mode dream-then-real) or iterate.
+            (train-controller), real (--mode real), dream-real (--mode dream-then-real), iterate (the round
+            iterate.pick names, the last by default) or iterate-best (the round best on its scoring episodes).
         quiet: No progress bars.
     """
     if (run_dir / "dqn.pt").exists():
@@ -248,7 +249,7 @@ def iterate(run_dir: Path, iterate: Annotated[IterateConfig, Flat], controller: 
         {k: v for k, v in row.items() if not isinstance(v, (list, dict))} for row in result["rounds"]]}, indent=1))
 
 
-def video(run_dir: Path, controller: Literal["latest", "dream", "real", "dream-real", "iterate"] = "latest",
+def video(run_dir: Path, controller: Literal["latest", "dream", "real", "dream-real", "iterate", "iterate-best"] = "latest",
           seed: int = 123, steps: int = 300, temperature: Optional[float] = None, out: Optional[Path] = None,
           env_backend: Optional[EnvBackend] = None) -> None:
     """A GIF of C on a real track beside V's decoding of M's dream from the same first frame.
@@ -280,6 +281,37 @@ def video(run_dir: Path, controller: Literal["latest", "dream", "real", "dream-r
                                models["controller"], seed, steps, tau, run.cfg.controller.done_threshold)
     path = write_gif(result.pop("frames"), out or run_dir / f"real_vs_dream-{models['name']}.gif", scale=1)
     print(dumps_json({"video": str(path), "seed": seed, "temperature": tau, **result}, indent=1))
+
+
+def sweep_temperature(run_dir: Path, controller: ControllerConfig, temperatures: tuple[float, ...] = (0.1, 0.5, 1.0, 1.15, 1.3),
+                      episodes: int = 100, seed_start: int = 2_000_000, generations: Optional[int] = None,
+                      quiet: bool = False) -> None:
+    """The paper's temperature table: C trained only in the dream at each tau, dream and real scores side by side.
+
+    For each tau, CMA-ES from zeros in M's dream (the run's --controller.* settings, dream dropout included)
+    into RUN_DIR/sweep/tau_<tau>/controller, then C scored on the same real episodes; the random policy on
+    them too. Writes RUN_DIR/sweep/temperature.{json,md,png}. Resumable: finished pieces are reused.
+    A tau chosen on this table was chosen on its seeds: score the chosen C on others to report it.
+
+    Args:
+        run_dir: A run directory with a trained M.
+        temperatures: The temperatures tau.
+        episodes: Real episodes per tau (and for the random policy).
+        seed_start: Env seed of the first real episode (keep clear of the collection's seeds).
+        generations: CMA-ES generations per tau (default: --controller.generations).
+        quiet: No progress bars.
+    """
+    from .sweep import temperature_sweep
+
+    if not (run_dir / "config.json").exists():
+        raise ConfigError(f"{run_dir} is not a run directory (it has no config.json)")
+    base = load_config(run_dir / "config.json")
+    cfg = dataclasses.replace(base, controller=controller)
+    validate(cfg)
+    run = Run(run_dir, cfg, progress=not quiet, save_config=False)
+    table = temperature_sweep(run, temperatures, episodes, seed_start, generations)
+    print((run_dir / "sweep" / "temperature.md").read_text())
+    print(dumps_json({"stage": "sweep-temperature", "run_dir": str(run_dir), "rows": table["rows"]}, indent=1))
 
 
 def summarize(run_dir: Path, json_out: Path, command: Optional[str] = None) -> None:
@@ -329,6 +361,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "evaluate": evaluate,
     "iterate": iterate,
     "video": video,
+    "sweep-temperature": sweep_temperature,
     "summarize": summarize,
     "dqn": dqn,
 }

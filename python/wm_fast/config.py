@@ -239,6 +239,12 @@ class IterateConfig:
     controller_from: Literal["current", "zeros"] = "current"
     """Where each round's dream CMA-ES starts: the current C, or zeros (a C trained only in the dream,
     on data its predecessor collected)."""
+    eval_seed_start: Optional[int] = None
+    """Env seed of each round's first scoring episode (None: `evaluate.seed_start`). Keep it apart from
+    `evaluate.seed_start` when `pick` is best, so that the final score is on seeds no choice used."""
+    pick: Literal["last", "best"] = "last"
+    """The round whose C the `iterate` controller names (what `evaluate` scores after rounds): the last,
+    or the best on its own scoring episodes."""
 
 
 @dataclass
@@ -401,6 +407,7 @@ def _doom_tiny() -> PipelineConfig:
     cfg = _tiny()
     cfg.env = "doom"
     cfg.vae.z_dim = 8
+    cfg.collect.policy = "held"
     for section in (cfg.collect, cfg.evaluate, cfg.real):
         section.workers = 1
     cfg.evaluate.seed_start = 1_000_000
@@ -517,6 +524,10 @@ def validate(cfg: PipelineConfig) -> None:
         raise ConfigError("real.address (--address) is for --backend ray only")
     if cfg.iterate.start not in ("dream", "dream-real", "real"):
         raise ConfigError(f"iterate.start must be dream, dream-real or real, got {cfg.iterate.start!r}")
+    if cfg.iterate.pick not in ("last", "best"):
+        raise ConfigError(f"iterate.pick must be last or best, got {cfg.iterate.pick!r}")
+    if cfg.iterate.eval_seed_start is not None and cfg.iterate.eval_seed_start < 0:
+        raise ConfigError(f"iterate.eval_seed_start must be non-negative, got {cfg.iterate.eval_seed_start}")
     if cfg.iterate.controller_from not in ("current", "zeros"):
         raise ConfigError(f"iterate.controller_from must be current or zeros, got {cfg.iterate.controller_from!r}")
     if cfg.real.run_mode not in ("off", "real", "dream-then-real"):

@@ -78,12 +78,14 @@ def finished_rounds(run: "Run") -> int:
     return len(_rows(run))
 
 
-def latest_models(run: "Run") -> dict[str, Path]:
-    """V, latents, M and C of the last finished iterate round."""
+def latest_models(run: "Run", pick: str | None = None) -> dict[str, Path]:
+    """V, latents, M and C of a finished iterate round: the last, or (`pick` "best", default
+    `iterate.pick`) the one whose C scored best on its own scoring episodes."""
     rows = _rows(run)
     if not rows:
         raise MissingStageError(f"{run.dir} has no finished iterate round; run wm-fast iterate --run-dir {run.dir}")
-    return _current(run, int(rows[-1]["round"]) + 1)
+    row = max(rows, key=lambda x: x["real_mean"]) if (pick or run.cfg.iterate.pick) == "best" else rows[-1]
+    return _current(run, int(row["round"]) + 1)
 
 
 def _current(run: "Run", r: int) -> dict[str, Path]:
@@ -239,7 +241,9 @@ def _evaluate(run: "Run", r: int, vae: Path | None) -> dict[str, Any]:
     from .evaluate import evaluate
 
     folder = round_dir(run, r)
-    cfg = EvalConfig(episodes=run.cfg.iterate.eval_episodes, seed_start=run.cfg.evaluate.seed_start,
+    seed_start = run.cfg.iterate.eval_seed_start
+    cfg = EvalConfig(episodes=run.cfg.iterate.eval_episodes,
+                     seed_start=run.cfg.evaluate.seed_start if seed_start is None else seed_start,
                      max_steps=run.cfg.evaluate.max_steps, video=False, workers=run.cfg.evaluate.workers,
                      envs_per_worker=run.cfg.evaluate.envs_per_worker)
     return evaluate(run.cfg.env, vae, folder / "rnn" / "rnn.pt", folder / "controller" / "controller.pt", cfg,

@@ -54,13 +54,14 @@ _STAGE_SECTIONS = {
     "evaluate-real": ("collect", "vae", "rnn", "real", "evaluate"),
     "evaluate-dream-real": ("collect", "vae", "rnn", "controller", "real", "evaluate"),
     "evaluate-iterate": ("collect", "vae", "rnn", "controller", "real", "iterate", "evaluate"),
+    "evaluate-iterate-best": ("collect", "vae", "rnn", "controller", "real", "iterate", "evaluate"),
 }
 # Settings that change where or how fast work runs, not its results.
 _NOT_RESULTS = ("workers", "envs_per_worker", "backend", "address", "rollout_timeout_s", "max_attempts")
 
 MODES = ("dream", "real", "dream-then-real")
 """`train-controller --mode`: CMA-ES in M's dream, in the real env, or dream then a real fine-tune."""
-CONTROLLERS = ("latest", "dream", "real", "dream-real", "iterate")
+CONTROLLERS = ("latest", "dream", "real", "dream-real", "iterate", "iterate-best")
 """Trained controllers a run can hold (see `Run.controller_file`)."""
 
 
@@ -156,8 +157,9 @@ class Run:
 
     def controller_models(self, name: str = "latest") -> dict[str, Any]:
         """V, M and C of controller `name`: dream (D/controller), real (D/controller_real),
-        dream-real (D/controller_dream_real), iterate (the last finished iterate round's C with
-        that round's M, and V), or latest (iterate when the run has iterate rounds, else dream).
+        dream-real (D/controller_dream_real), iterate (the C of the iterate round `iterate.pick` names —
+        the last by default — with that round's M, and V), iterate-best (the round whose C scored best on
+        its own scoring episodes), or latest (iterate when the run has iterate rounds, else dream).
 
         Returns {"name" (resolved), "vae" (None for a state env), "rnn", "controller"}.
         """
@@ -169,8 +171,8 @@ class Run:
         if name in folders:
             models = {"vae": self.vae_path, "rnn": self.rnn_path,
                       "controller": self.dir / folders[name] / "controller.pt"}
-        elif name == "iterate":
-            models = iterate_module.latest_models(self)
+        elif name in ("iterate", "iterate-best"):
+            models = iterate_module.latest_models(self, "best" if name == "iterate-best" else None)
         else:
             raise ConfigError(f"unknown controller {name!r}; choose one of {', '.join(CONTROLLERS)}")
         return {"name": name, "vae": self.v_path(models["vae"]), "rnn": models["rnn"],

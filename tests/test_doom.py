@@ -1,0 +1,101 @@
+"""DoomTakeCover: the env (frames, moves, +1 a frame, seeds, no files in the user's folder), its
+collection (actions recorded as the moves made) and the whole pipeline on the `tiny` preset."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("vizdoom", reason="the doom extra (vizdoom) is not installed")
+
+from wm_fast import envs  # noqa: E402
+from wm_fast.cli import main  # noqa: E402
+from wm_fast.config import get_preset  # noqa: E402
+from wm_fast.envs.doom import canonical_action  # noqa: E402
+
+
+def play(env, seed: int, moves: list[float], steps: int) -> tuple[list[np.ndarray], float, int, bool, bool]:
+    frames, total = [env.reset(seed)], 0.0
+    for t in range(steps):
+        frame, reward, terminated, truncated = env.step(np.array([moves[t % len(moves)]], dtype=np.float32))
+        frames.append(frame)
+        total += reward
+        if terminated or truncated:
+            return frames, total, t + 1, terminated, truncated
+    return frames, total, steps, False, False
+
+
+def test_frames_moves_rewards_seeds_and_a_clean_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = envs.make("doom", max_steps=2100)
+    try:
+        frames, total, steps, terminated, truncated = play(env, 3, [0.0], 2100)
+        assert frames[0].shape == (64, 64, 3) and frames[0].dtype == np.uint8 and frames[0].std() > 5
+        assert terminated and not truncated and total == steps  # standing still dies; +1 a frame
+        again, *_ = play(env, 3, [0.0], 60)
+        assert all((a == b).all() for a, b in zip(frames[:60], again[:60]))  # one game per seed
+        other, *_ = play(env, 4, [0.0], 2100)
+        assert any((a != b).any() for a, b in zip(frames, other))  # another seed, another game
+        left, *_ = play(env, 3, [-0.9], 20)
+        right, *_ = play(env, 3, [0.9], 20)
+        assert np.abs(left[20].astype(int) - right[20].astype(int)).mean() > 1  # moves change the view
+        with pytest.raises(ValueError, match="finite"):
+            env.step(np.array([np.nan], dtype=np.float32))
+        with pytest.raises(ValueError, match=r"\(1,\)"):
+            env.step(np.zeros(2, dtype=np.float32))
+    finally:
+        env.close()
+    assert list(tmp_path.iterdir()) == []  # ViZDoom's _vizdoom/ and _vizdoom.ini went elsewhere
+    with envs.make("doom", max_steps=15) as short:
+        assert play(short, 3, [0.0], 100)[2:] == (15, False, True)
+
+
+def test_canonical_action_is_the_move_made():
+    got = [canonical_action(np.array([a]))[0] for a in (-1.0, -0.34, -0.33, 0.0, 0.33, 0.34, 1.0)]
+    assert got == [-1.0, -1.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+
+
+@pytest.fixture(scope="module")
+def tiny_doom(tmp_path_factory):
+    root = tmp_path_factory.mktemp("doom")
+    main(["run", "--env", "doom", "--preset", "tiny", "--run-dir", str(root / "run"), "--quiet"])
+    return root / "run"
+
+
+def test_tiny_doom_runs_every_stage_in_the_dream_on_z_c_h(tiny_doom):
+    from wm_fast.es import load_controller
+    from wm_fast.shards import load_episode
+
+    d = tiny_doom
+    for stage in ("collect", "train-vae", "encode", "train-rnn", "train-controller", "evaluate"):
+        assert json.loads((d / f"{stage}.json").read_text())["complete"], stage
+    ep = load_episode(d / "episodes" / "episode_000000.npz")
+    assert set(np.unique(ep["actions"])) <= {-1.0, 0.0, 1.0}  # the held random policy's moves
+    assert (ep["rewards"] == 1.0).all()
+    cfg = get_preset("tiny", "doom")
+    z, h = cfg.vae.z_dim, cfg.rnn.hidden
+    assert load_controller(d / "controller" / "controller.pt").shape == (z + 2 * h + 1,)  # C on [z, c, h]: 1 output
+    ev = json.loads((d / "evaluate.json").read_text())
+    assert ev["episodes"] == cfg.evaluate.episodes and ev["returns"] == [float(x) for x in ev["lengths"]]
+    assert ev["seeds"][0] == cfg.evaluate.seed_start >= 1_000_000
+
+
+def test_temperature_sweep_trains_per_tau_and_scores_dream_beside_real(tiny_doom, capsys):
+    main(["sweep-temperature", "--run-dir", str(tiny_doom), "--temperatures", "0.5", "1.15", "--episodes", "2",
+          "--seed-start", "3000000", "--generations", "1", "--quiet"])
+    table = json.loads((tiny_doom / "sweep" / "temperature.json").read_text())
+    assert [r["temperature"] for r in table["rows"]] == [0.5, 1.15] and table["seeds"] == [3_000_000, 3_000_001]
+    for r in table["rows"]:
+        assert r["generations"] == 1 and r["dream"] >= 1 and r["real_mean"] >= 1
+        tau_log = (tiny_doom / "sweep" / f"tau_{r['temperature']:g}" / "controller" / "log.jsonl").read_text()
+        assert len(tau_log.splitlines()) == 1
+    assert table["random"]["policy"] == "held" and table["random"]["mean"] >= 1
+    assert (tiny_doom / "sweep" / "temperature.png").stat().st_size > 1000
+    assert "| 1.15 |" in (tiny_doom / "sweep" / "temperature.md").read_text()
+    before = (tiny_doom / "sweep" / "tau_0.5" / "evaluate.json").read_text()
+    main(["sweep-temperature", "--run-dir", str(tiny_doom), "--temperatures", "0.5", "--episodes", "2",
+          "--seed-start", "3000000", "--generations", "1", "--quiet"])  # finished pieces are reused
+    assert (tiny_doom / "sweep" / "tau_0.5" / "evaluate.json").read_text() == before
+    with pytest.raises(SystemExit):
+        main(["sweep-temperature", "--run-dir", str(tiny_doom), "--temperatures", "0", "--quiet"])
+    assert "temperatures must be positive" in capsys.readouterr().err
