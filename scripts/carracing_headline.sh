@@ -37,18 +37,7 @@ step)
   $W run --preset headline --run-dir "$D" --stop-after-minutes "$MINUTES" --quiet
   status=$?
   [ $status -eq 0 ] || [ $status -eq 3 ] || exit $status
-  mkdir -p "$R"
-  $PY - "$D" "$R" <<'PY'
-import shutil, sys
-from pathlib import Path
-src, dst = Path(sys.argv[1]), Path(sys.argv[2])
-skip = {"episodes", "latents", "tensorboard"}
-files = [f for f in src.rglob("*") if f.is_file() and not skip & set(f.relative_to(src).parts) and f.suffix != ".gif"]
-for f in files:
-    (dst / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(f, dst / f.relative_to(src))
-print(f"copied {len(files)} files to {dst}")
-PY
+  $W export --run-dir "$D" --out "$R" --keep-optimizer
   echo "[headline] state copied to $R (exit $status: 3 = more generations remain, run this step again)"
   exit $status
   ;;

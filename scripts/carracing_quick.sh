@@ -14,20 +14,4 @@ bash scripts/install.sh
 $W run --env carracing --preset quick --run-dir "$D"
 $W summarize --run-dir "$D" --json-out results/carracing_quick.json \
   --command "bash scripts/carracing_quick.sh $D  (wm-fast run --env carracing --preset quick --run-dir $D)"
-.venv/bin/python - "$D" results/carracing_quick <<'PY'
-import shutil, sys
-from pathlib import Path
-from wm_fast.storage import load_checkpoint, save_checkpoint
-src, dst = Path(sys.argv[1]), Path(sys.argv[2])
-shutil.rmtree(dst, ignore_errors=True)
-dst.mkdir(parents=True)
-for f in sorted(src.glob("*.json")) + sorted(src.glob("controller*/log.jsonl")) + sorted(src.glob("controller*/controller.pt")):
-    (dst / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(f, dst / f.relative_to(src))
-for name, keep in (("vae/vae.pt", ("model", "z_dim", "epoch", "config")),
-                   ("rnn/rnn.pt", ("model", "z_dim", "action_dim", "hidden", "n_gaussians", "layout", "epoch", "config"))):
-    state = load_checkpoint(src / name)
-    (dst / name).parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(dst / name, {k: state[k] for k in keep})  # without the optimizer: what evaluate loads
-print(f"copied {sum(1 for p in dst.rglob('*') if p.is_file())} files to {dst}")
-PY
+$W export --run-dir "$D" --out results/carracing_quick

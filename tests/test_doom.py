@@ -99,3 +99,20 @@ def test_temperature_sweep_trains_per_tau_and_scores_dream_beside_real(tiny_doom
     with pytest.raises(SystemExit):
         main(["sweep-temperature", "--run-dir", str(tiny_doom), "--temperatures", "0", "--quiet"])
     assert "temperatures must be positive" in capsys.readouterr().err
+
+
+def test_export_copies_what_rescores_a_run_and_nothing_else(tiny_doom, tmp_path):
+    import torch
+
+    out = tmp_path / "exported"
+    main(["export", "--run-dir", str(tiny_doom), "--out", str(out)])
+    assert not (out / "episodes").exists() and not (out / "latents").exists() and not list(out.rglob("*.gif"))
+    assert not list(out.rglob("es_state.pt")) and (out / "controller" / "controller.pt").exists()
+    assert "optimizer" not in torch.load(out / "rnn" / "rnn.pt", weights_only=True)
+    main(["evaluate", "--run-dir", str(out), "--episodes", "2", "--seed-start", "4000000", "--no-video", "--quiet"])
+    scored = json.loads((out / "evaluate.json").read_text())
+    main(["evaluate", "--run-dir", str(tiny_doom), "--episodes", "2", "--seed-start", "4000000", "--no-video",
+          "--quiet"])
+    assert scored["returns"] == json.loads((tiny_doom / "evaluate.json").read_text())["returns"]
+    with pytest.raises(SystemExit):
+        main(["export", "--run-dir", str(tiny_doom), "--out", str(tiny_doom / "inside")])

@@ -314,6 +314,23 @@ def sweep_temperature(run_dir: Path, controller: ControllerConfig, temperatures:
     print(dumps_json({"stage": "sweep-temperature", "run_dir": str(run_dir), "rows": table["rows"]}, indent=1))
 
 
+def export(run_dir: Path, out: Path, keep_optimizer: bool = False) -> None:
+    """Copy a run's small state to OUT (e.g. results/<name>): config, stage records, logs, plots, V, M and C
+    checkpoints (every iterate round's too), sweeps; never episodes, latents, TensorBoard files or GIFs.
+
+    OUT then re-scores as it stands (`wm-fast evaluate --run-dir OUT ...`). OUT is replaced.
+
+    Args:
+        run_dir: A run directory.
+        out: The folder to write.
+        keep_optimizer: Keep V's and M's optimizer states and the CMA-ES states, so training can continue from OUT.
+    """
+    from .export import export_run
+
+    result = export_run(run_dir, out, keep_optimizer)
+    print(dumps_json({"stage": "export", "run_dir": str(run_dir), **result}, indent=1))
+
+
 def summarize(run_dir: Path, json_out: Path, command: Optional[str] = None) -> None:
     """Summarize a finished run into JSON_OUT (and a markdown table beside it) for results/.
 
@@ -362,6 +379,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "iterate": iterate,
     "video": video,
     "sweep-temperature": sweep_temperature,
+    "export": export,
     "summarize": summarize,
     "dqn": dqn,
 }
