@@ -29,6 +29,30 @@ def test_headline_reuses_quicks_data_models_and_dream():
     assert headline.real.common_random_numbers and headline.real.run_mode == "real"
 
 
+def test_doom_headline_continues_a_quick_run_and_chooses_rounds_on_seeds_of_their_own():
+    """Doom's headline preset is its quick preset with more iterate rounds and more scoring episodes (a quick
+    run continues into it), every C trained only in the dream, and the seeds that choose a round, the seeds
+    iterate collects on and the final scoring seeds are apart."""
+    import dataclasses
+
+    from wm_fast.iterate import ROUND_STRIDE, SEED_OFFSET
+
+    quick, headline = get_preset("quick", "doom"), get_preset("headline", "doom")
+    for section in ("collect", "vae", "rnn", "controller", "real"):
+        assert getattr(quick, section) == getattr(headline, section), section
+    assert dataclasses.replace(headline.iterate, run_rounds=quick.iterate.run_rounds) == quick.iterate
+    assert headline.iterate.run_rounds > quick.iterate.run_rounds and headline.evaluate.episodes == 100
+    for cfg in (quick, headline):
+        it = cfg.iterate
+        assert it.controller_from == "zeros" and it.pick == "best" and cfg.real.run_mode == "off"
+        collected = range(SEED_OFFSET + ROUND_STRIDE, SEED_OFFSET + (it.run_rounds + 1) * ROUND_STRIDE)
+        choosing = range(it.eval_seed_start, it.eval_seed_start + it.eval_episodes)
+        scoring = range(cfg.evaluate.seed_start, cfg.evaluate.seed_start + cfg.evaluate.episodes)
+        for a, b in ((collected, choosing), (collected, scoring), (choosing, scoring)):
+            assert not set(a) & set(b)
+        assert cfg.evaluate.seed_start >= cfg.collect.episodes
+
+
 @pytest.mark.parametrize("section,field,value,message", [
     ("collect", "episodes", 0, "collect.episodes must be positive"),
     ("vae", "lr", float("nan"), "vae.lr must be positive"),

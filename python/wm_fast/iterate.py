@@ -55,12 +55,17 @@ def round_dir(run: "Run", r: int) -> Path:
     return run.dir / "iterate" / f"round_{r:03d}"
 
 
+_NOT_ROUND_SETTINGS = ("run_rounds", "pick")
+
+
 def _iterate_config(run: "Run") -> dict[str, Any]:
     d = run.cfg.to_dict()
     ev = {k: d["evaluate"][k] for k in ("seed_start", "max_steps")}
     cfg = {"env": d["env"], **({"env_backend": d["env_backend"]} if d["env_backend"] != "gymnasium" else {}),
            "collect": {k: v for k, v in d["collect"].items() if k not in ("workers", "envs_per_worker")},
-           "vae": d["vae"], "rnn": d["rnn"], "controller": d["controller"], "evaluate": ev, "iterate": d["iterate"]}
+           "vae": d["vae"], "rnn": d["rnn"], "controller": d["controller"], "evaluate": ev,
+           # how many rounds `run` does and which one `evaluate` names change no round's result
+           "iterate": {k: v for k, v in d["iterate"].items() if k not in _NOT_ROUND_SETTINGS}}
     if run.cfg.iterate.start != "dream":
         cfg["real"] = {k: v for k, v in d["real"].items()
                        if k not in ("workers", "envs_per_worker", "backend", "address", "rollout_timeout_s",
@@ -279,6 +284,8 @@ def iterate(run: "Run", rounds: int) -> dict[str, Any]:
         from .config import PipelineConfig
 
         recorded = with_new_fields(record["config"], config, PipelineConfig().to_dict())
+        for key in _NOT_ROUND_SETTINGS:  # recorded by earlier versions
+            recorded.get("iterate", {}).pop(key, None)
         refuse_changed(recorded, config, str(path),
                        f"use a new --run-dir, or delete {run.dir / 'iterate'} and {path} to start over")
     rows = list(record["rounds"])

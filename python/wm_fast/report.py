@@ -79,8 +79,11 @@ def write_summary(run_dir: Path | str, out: Path | str, command: str | None = No
                      f"{st['seconds'] / 60:.1f} min; best evaluation of the CMA mean {st.get('best_eval_return', 0):.1f} "
                      "(on its own real training episodes, which may stop early: see real.py)."]
     if summary["iterate_rounds"]:
-        rows += ["", "Iterate rounds inside the run (each round's real score: its own episodes, logged only; the "
-                 "final controller is the last round's):", "",
+        pick = read_json(Path(run_dir) / "config.json").get("iterate", {}).get("pick", "last")
+        which = ("the last round's" if pick == "last" else
+                 "the round's best on those episodes (so they are not held out; the score above is on others)")
+        rows += ["", f"Iterate rounds inside the run (each round's real score on its own scoring episodes; the "
+                 f"final controller is {which}):", "",
                  "| round | real (mean ± std, episodes) | dream | new episodes | seconds |", "|---|---|---|---|---|"]
         rows += [f"| {r['round']} | {r['real_mean']:.1f} ± {r['real_std']:.1f} ({r['real_episodes']}) | "
                  f"{r['dream_return']:.1f} | {r['new_episodes']} | {r['seconds']:.0f} |" for r in summary["iterate_rounds"]]

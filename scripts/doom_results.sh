@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The committed commands behind results/doom_*: DoomTakeCover, every controller trained only in M's dream.
+#
+#   bash scripts/doom_results.sh quick [D]        # wm-fast run --env doom --preset quick; results/doom_quick.{json,md}, results/doom_quick/
+#   bash scripts/doom_results.sh headline [D]     # the same run continued with --preset headline (iterate rounds 3-5),
+#                                                 # scored on 100 episodes; results/doom_headline.{json,md}, results/doom_headline/, GIF
+#   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
+#                                                 # dropout dreams; results/doom_temperature.{json,md,png}
+#
+# Env seeds: random play 0-299; iterate round r collects from 1,000,000 + r*100,000; each round's C is scored on
+# 3,000,000-3,000,031 (the headline's round is chosen there); the quick and headline scores are on 1,000,000.. and
+# the tau table on 2,000,000-2,000,099, which no stage uses. Every command resumes after a kill (rerun it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+W=.venv/bin/wm-fast
+PY=.venv/bin/python
+cmd=${1:?usage: doom_results.sh quick|headline|temperature [D]}
+D=${2:-runs/doom}
+case "$cmd" in
+quick)
+  $W run --env doom --preset quick --run-dir "$D" --quiet
+  $W summarize --run-dir "$D" --json-out results/doom_quick.json \
+    --command "bash scripts/doom_results.sh quick $D  (wm-fast run --env doom --preset quick --run-dir $D)"
+  $W export --run-dir "$D" --out results/doom_quick
+  ;;
+headline)
+  $W run --env doom --preset headline --run-dir "$D" --quiet
+  $W video --run-dir "$D" --seed 1000000 --steps 700 --out results/doom_headline_real_vs_dream.gif
+  $W summarize --run-dir "$D" --json-out results/doom_headline.json \
+    --command "bash scripts/doom_results.sh headline $D  (wm-fast run --env doom --preset headline --run-dir $D)"
+  $W export --run-dir "$D" --out results/doom_headline
+  ;;
+temperature)
+  TAUS=(--temperatures 0.1 0.5 1.0 1.15 1.3 --episodes 100 --seed-start 2000000 --quiet)
+  $W sweep-temperature --run-dir "$D" "${TAUS[@]}"
+  P=${D}_dropout  # D's random data, V and latents; M retrained with dropout 0.05; dreams with dropout 0.1
+  if [ ! -f "$P/config.json" ]; then
+    mkdir -p "$P" && cp -r "$D"/{collect.json,train-vae.json,encode.json,vae,latents} "$P"/
+    $PY - "$D/config.json" "$P/config.json" <<'PYCODE'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["rnn"]["dropout"], c["controller"]["dream_dropout"], c["iterate"]["run_rounds"] = 0.05, 0.1, 0
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+PYCODE
+  fi
+  $W train-rnn --run-dir "$P" --quiet
+  $W sweep-temperature --run-dir "$P" "${TAUS[@]}"
+  $PY scripts/doom_temperature_summary.py "$D" "$P" results/doom_temperature
+  ;;
+*) echo "unknown command $cmd (quick, headline or temperature)" >&2; exit 2 ;;
+esac
