@@ -25,7 +25,7 @@ quick)
   ;;
 headline)
   $W run --env doom --preset headline --run-dir "$D" --quiet
-  $W video --run-dir "$D" --seed 1000000 --steps 700 --out results/doom_headline_real_vs_dream.gif
+  $W video --run-dir "$D" --seed 1000000 --steps 400 --out results/doom_headline_real_vs_dream.gif
   $W summarize --run-dir "$D" --json-out results/doom_headline.json \
     --command "bash scripts/doom_results.sh headline $D  (wm-fast run --env doom --preset headline --run-dir $D)"
   $W export --run-dir "$D" --out results/doom_headline

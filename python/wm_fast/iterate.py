@@ -21,7 +21,9 @@ Round r (from 1) runs five steps, each under D/iterate/round_{r:03d}/ and each l
                iterate.controller_from = "zeros", CMA-ES starts from zeros instead: the
                round's C is trained only in the dream (the data came from the current C).
   5. evaluate  iterate.eval_episodes real episodes of the round's C (env seeds
-               evaluate.seed_start + i, the pipeline's evaluation seeds) → round/evaluate.json.
+               iterate.eval_seed_start + i, by default evaluate.seed_start + i) → round/evaluate.json.
+               `iterate.pick` "best" makes the round best on them the `iterate` controller: then
+               give the rounds seeds of their own, so that `evaluate` scores on seeds no choice used.
 
 Then the round's row (new episodes and their mean return under noise, M's loss, dream and
 real scores) is added to D/iterate.json. "Current" means the previous round's (for round 1:
