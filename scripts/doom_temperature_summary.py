@@ -12,6 +12,7 @@ from pathlib import Path
 
 from wm_fast.provenance import git_commit, machine_description
 from wm_fast.storage import atomic_write_json, read_json
+from wm_fast.sweep import plot
 
 PAPER = {0.1: (2086, 193), 0.5: (2060, 196), 1.0: (1145, 868), 1.15: (918, 1092), 1.3: (732, 753)}
 """The paper's table: tau -> (dream, real)."""
@@ -43,30 +44,8 @@ def main(plain_dir: str, dropout_dir: str, out: str) -> None:
     lines += [f"| random policy ({rnd['policy']}) | | | {rnd['mean']:.0f} ± {rnd['std']:.0f} | — / 210 ± 108 |", "",
               f"Command: `{summary['command']}`; commit {summary['commit']}; {summary['machine']}."]
     Path(out).with_suffix(".md").write_text("\n".join(lines) + "\n")
-    plot(summary, Path(out).with_suffix(".png"))
+    plot(summary, Path(out).with_suffix(".png"))  # dream and real against tau, without and with dropout
     print("\n".join(lines))
-
-
-def plot(summary: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    for drop, style in ((0.0, "-"), (max(r["dream_dropout"] for r in summary["rows"]), "--")):
-        rows = sorted((r for r in summary["rows"] if r["dream_dropout"] == drop), key=lambda r: r["temperature"])
-        taus = [r["temperature"] for r in rows]
-        label = "no dropout" if drop == 0 else f"dropout dreams {drop:g}"
-        ax.plot(taus, [r["dream"] for r in rows], "s" + style, color="tab:blue", label=f"dream, {label}")
-        ax.plot(taus, [r["real_mean"] for r in rows], "o" + style, color="tab:orange", label=f"real, {label}")
-    ax.axhline(summary["random"]["mean"], color="gray", lw=1, label="random policy (real)")
-    ax.set_xlabel("temperature τ")
-    ax.set_ylabel("frames survived")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -138,22 +138,25 @@ def markdown(table: dict[str, Any]) -> str:
 
 
 def plot(table: dict[str, Any], path: Path) -> None:
-    """Dream and real return against τ, the random policy as a line."""
+    """Dream and real return against τ, one pair of curves per dream dropout rate in `table["rows"]`
+    (dashed with dropout), the random policy as a line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = sorted(table["rows"], key=lambda r: r["temperature"])
-    taus = [r["temperature"] for r in rows]
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    ax.plot(taus, [r["dream"] for r in rows], "o--", label="dream")
-    ax.errorbar(taus, [r["real_mean"] for r in rows], yerr=[r["real_std"] for r in rows], fmt="o-", capsize=3,
-                label="real")
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for drop in sorted({r["dream_dropout"] for r in table["rows"]}):
+        rows = sorted((r for r in table["rows"] if r["dream_dropout"] == drop), key=lambda r: r["temperature"])
+        taus, style = [r["temperature"] for r in rows], "-" if drop == 0 else "--"
+        label = "" if drop == 0 else f", dropout dreams {drop:g}"
+        ax.plot(taus, [r["dream"] for r in rows], "s" + style, color="tab:blue", label=f"dream{label}")
+        ax.errorbar(taus, [r["real_mean"] for r in rows], yerr=[r["real_std"] for r in rows], fmt="o" + style,
+                    color="tab:orange", capsize=3, label=f"real{label}")
     ax.axhline(table["random"]["mean"], color="gray", lw=1, label="random policy (real)")
     ax.set_xlabel("temperature τ")
     ax.set_ylabel("return")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
