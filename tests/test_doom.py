@@ -99,6 +99,10 @@ def test_temperature_sweep_trains_per_tau_and_scores_dream_beside_real(tiny_doom
     with pytest.raises(SystemExit):
         main(["sweep-temperature", "--run-dir", str(tiny_doom), "--temperatures", "0", "--quiet"])
     assert "temperatures must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # other controller settings than the finished sweep's
+        main(["sweep-temperature", "--run-dir", str(tiny_doom), "--temperatures", "0.5", "--episodes", "2",
+              "--seed-start", "3000000", "--controller.popsize", "8", "--quiet"])
+    assert "tau 0.5" in capsys.readouterr().err
 
 
 def test_export_copies_what_rescores_a_run_and_nothing_else(tiny_doom, tmp_path):

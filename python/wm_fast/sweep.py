@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from .errors import ConfigError
+from .records import record_or_check
 from .storage import atomic_write_json, read_json
 
 if TYPE_CHECKING:
@@ -92,6 +93,10 @@ def temperature_sweep(run: "Run", temperatures: Sequence[float], episodes: int, 
         cfg = dataclasses.replace(run.cfg.controller, temperature=float(tau),
                                   generations=generations or run.cfg.controller.generations)
         out = tau_dir(run, tau)
+        out.mkdir(parents=True, exist_ok=True)
+        settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("generations", "backend")}
+        record_or_check(out / "settings.json", settings, f"the sweep at tau {tau:g} in {out}",
+                        f"delete {out} to train again with other settings")
         log(f"[wm-fast] sweep: tau {tau:g}: CMA-ES in the dream ({cfg.generations} generations)")
         evaluator = DreamEvaluator(model, init_mu, init_logvar, cfg, action_mapping=env.action_mapping,
                                    controller_input=env.controller_input, reward_source=env.reward_source,
