@@ -5,7 +5,8 @@
 #   bash scripts/doom_results.sh headline [D]     # the same run continued with --preset headline (iterate rounds 3-5),
 #                                                 # scored on 100 episodes; results/doom_headline.{json,md}, results/doom_headline/, GIF
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
-#                                                 # dropout dreams; results/doom_temperature.{json,md,png}
+#                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
+#                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
 #
 # Env seeds: random play 0-299; iterate round r collects from 1,000,000 + r*100,000; each round's C is scored on
 # 3,000,000-3,000,031 (the headline's round is chosen there); the quick and headline scores are on 1,000,000.. and
@@ -46,6 +47,8 @@ PYCODE
   $W train-rnn --run-dir "$P" --quiet
   $W sweep-temperature --run-dir "$P" "${TAUS[@]}"
   $PY scripts/doom_temperature_summary.py "$D" "$P" results/doom_temperature
+  $W export --run-dir "$D" --out results/doom_headline   # with D/sweep: every tau's C
+  $W export --run-dir "$P" --out results/doom_dropout    # the dropout M and its sweep
   ;;
 *) echo "unknown command $cmd (quick, headline or temperature)" >&2; exit 2 ;;
 esac
