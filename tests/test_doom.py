@@ -120,3 +120,18 @@ def test_export_copies_what_rescores_a_run_and_nothing_else(tiny_doom, tmp_path)
     assert scored["returns"] == json.loads((tiny_doom / "evaluate.json").read_text())["returns"]
     with pytest.raises(SystemExit):
         main(["export", "--run-dir", str(tiny_doom), "--out", str(tiny_doom / "inside")])
+
+
+def test_the_committed_doom_headline_controller_still_dodges(tmp_path):
+    """results/doom_headline re-scores as it stands (its V, M and the chosen round's C) on seeds no stage
+    used, above the random policy's 351 (results/doom_temperature.md): an episode depends on its seed only."""
+    import shutil
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "results" / "doom_headline"
+    run = tmp_path / "headline"
+    shutil.copytree(src, run)
+    main(["evaluate", "--run-dir", str(run), "--episodes", "6", "--seed-start", "81000", "--no-video", "--quiet"])
+    ev = json.loads((run / "evaluate.json").read_text())
+    assert ev["controller"] == "iterate" and "round_002" in ev["controller_file"]
+    assert ev["mean"] > 351, ev["returns"]
