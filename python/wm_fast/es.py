@@ -72,6 +72,14 @@ class DreamEvaluator:
         self.backend = resolve_backend(cfg.backend)
         self.steps_done = 0
 
+    @property
+    def n_params(self) -> int:
+        """Parameters of one C for this M, controller input and action mapping."""
+        from .controller import input_size, n_params, output_size
+
+        return n_params(input_size(self.model.z_dim, self.model.hidden, self.controller_input),  # type: ignore[arg-type]
+                        output_size(self.action_mapping, self.model.action_dim))  # type: ignore[arg-type]
+
     def __call__(self, params: np.ndarray, seed: int, rollouts: int) -> np.ndarray:
         opts = DreamOptions(
             steps=self.cfg.dream_steps, rollouts=rollouts, temperature=self.cfg.temperature,

@@ -220,20 +220,10 @@ def _rnn(run: "Run", r: int, cur: dict[str, Path], latents: Path) -> dict[str, A
 
 
 def _controller(run: "Run", r: int, cur: dict[str, Path], latents: Path) -> dict[str, Any]:
-    from .encode import initial_latents
-    from .envs import facts
-    from .es import DreamEvaluator, load_controller, train_controller
-    from .shards import list_episodes
-    from .train_rnn import load_mdnrnn
+    from .es import load_controller, train_controller
 
-    env = facts(run.cfg.env)
-    rnn = round_dir(run, r) / "rnn" / "rnn.pt"
-    model = load_mdnrnn(rnn)
-    init_mu, init_logvar = initial_latents(list(list_episodes(latents).values()))
     cfg = dataclasses.replace(run.cfg.controller, generations=run.cfg.iterate.generations)
-    ev = DreamEvaluator(model, init_mu, init_logvar, cfg, action_mapping=env.action_mapping,
-                        controller_input=env.controller_input, reward_source=env.reward_source,
-                        common_random_numbers=cfg.common_random_numbers)
+    ev = run.dream_evaluator(cfg, round_dir(run, r) / "rnn" / "rnn.pt", latents)
     x0 = load_controller(cur["controller"]).double().numpy()
     from_zeros = run.cfg.iterate.controller_from == "zeros"
     metrics = train_controller(ev, len(x0), round_dir(run, r) / "controller", cfg, x0=None if from_zeros else x0,

@@ -27,15 +27,18 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import iterate as iterate_module
-from .config import ConfigError, PipelineConfig, get_preset, validate
+from .config import ConfigError, ControllerConfig, PipelineConfig, get_preset, validate
 from .envs import facts
 from .provenance import git_commit, machine_description
 from .records import config_diff, refuse_changed, with_new_fields
 from .shards import list_episodes
 from .storage import MissingStageError, WmFastError, atomic_write_json, read_json
+
+if TYPE_CHECKING:
+    from .es import DreamEvaluator
 
 IDENTITY_V = "state observations: V is the identity (z is the env's normalized state), nothing to train or encode"
 STAGES = ("collect", "train-vae", "encode", "train-rnn", "train-controller", "evaluate")
@@ -286,23 +289,28 @@ class Run:
                 self.cfg.real.finetune_sigma0))
         if mode != "dream":
             raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-        from .controller import input_size, n_params, output_size
-        from .encode import initial_latents
-        from .es import DreamEvaluator, train_controller
-        from .train_rnn import load_mdnrnn
+        from .es import train_controller
 
         self._need(self.rnn_path, f"a trained M at {self.rnn_path}", "train-controller")
-        env = facts(self.cfg.env)
-        model = load_mdnrnn(self.rnn_path)
-        init_mu, init_logvar = initial_latents(list(list_episodes(self.latents_dir).values()))
-        evaluator = DreamEvaluator(model, init_mu, init_logvar, self.cfg.controller,
-                                   action_mapping=env.action_mapping, controller_input=env.controller_input,
-                                   reward_source=env.reward_source,
-                                   common_random_numbers=self.cfg.controller.common_random_numbers)
-        n = n_params(input_size(model.z_dim, model.hidden, env.controller_input),  # type: ignore[arg-type]
-                     output_size(env.action_mapping, env.action_dim))  # type: ignore[arg-type]
+        evaluator = self.dream_evaluator(self.cfg.controller)
         return self._record("train-controller", lambda: train_controller(
-            evaluator, n, self.controller_dir, self.cfg.controller, progress=self.progress, deadline=self.deadline))
+            evaluator, evaluator.n_params, self.controller_dir, self.cfg.controller, progress=self.progress,
+            deadline=self.deadline))
+
+    def dream_evaluator(self, cfg: ControllerConfig, rnn_path: Path | None = None,
+                        latents_dir: Path | None = None) -> "DreamEvaluator":
+        """CMA-ES's evaluator in the dream of M at `rnn_path` (default the pipeline's) with settings `cfg`
+        and this env's facts; dreams start from the first frames of the episodes in `latents_dir`
+        (default the pipeline's latents)."""
+        from .encode import initial_latents
+        from .es import DreamEvaluator
+        from .train_rnn import load_mdnrnn
+
+        env = facts(self.cfg.env)
+        init_mu, init_logvar = initial_latents(list(list_episodes(latents_dir or self.latents_dir).values()))
+        return DreamEvaluator(load_mdnrnn(rnn_path or self.rnn_path), init_mu, init_logvar, cfg,
+                              action_mapping=env.action_mapping, controller_input=env.controller_input,
+                              reward_source=env.reward_source, common_random_numbers=cfg.common_random_numbers)
 
     def controller_size(self, rnn_path: Path | None = None) -> int:
         """Number of C's parameters for this run's M and env (its controller input and action mapping)."""
@@ -336,7 +344,6 @@ class Run:
 
     def _train_real(self, out_dir: Path, x0: Any, generations: int, sigma0: float) -> dict[str, Any]:
         """CMA-ES with real episodes (see train_controller); prints the projected wall time first."""
-        from .config import ControllerConfig
         from .es import generations_done, train_controller
         from .real import format_duration, projected_seconds
 
@@ -434,7 +441,7 @@ class Run:
 
 def load_config(path: Path | str) -> PipelineConfig:
     """A PipelineConfig from a config.json written by Run."""
-    from .config import CollectConfig, ControllerConfig, EvalConfig, RNNConfig, VAEConfig
+    from .config import CollectConfig, EvalConfig, RNNConfig, VAEConfig
 
     from .config import _ENV_PRESETS, _PRESETS, IterateConfig, RealConfig
 

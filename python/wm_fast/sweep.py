@@ -68,24 +68,14 @@ def temperature_sweep(run: "Run", temperatures: Sequence[float], episodes: int, 
     Returns the table {"rows": [{"temperature", "dream_dropout", "dream", "real_mean", "real_std",
     "episodes", "generations", "cma_wall_s", "real_seconds"}], "random": {...}, "seeds": [first, last], ...}.
     """
-    from .controller import input_size, n_params, output_size
-    from .encode import initial_latents
-    from .envs import facts
-    from .es import DreamEvaluator, train_controller
+    from .es import train_controller
     from .evaluate import evaluate
-    from .shards import list_episodes
-    from .train_rnn import load_mdnrnn
 
     if not temperatures or any(not t > 0 for t in temperatures):
         raise ConfigError(f"temperatures must be positive numbers, got {list(temperatures)}")
     if episodes <= 0 or seed_start < 0:
         raise ConfigError(f"need episodes > 0 and seed_start >= 0, got {episodes} and {seed_start}")
     run._need(run.rnn_path, f"a trained M at {run.rnn_path}", "sweep-temperature")  # noqa: SLF001
-    env = facts(run.cfg.env)
-    model = load_mdnrnn(run.rnn_path)
-    init_mu, init_logvar = initial_latents(list(list_episodes(run.latents_dir).values()))
-    n = n_params(input_size(model.z_dim, model.hidden, env.controller_input),  # type: ignore[arg-type]
-                 output_size(env.action_mapping, env.action_dim))  # type: ignore[arg-type]
     ev_cfg = dataclasses.replace(run.cfg.evaluate, episodes=episodes, seed_start=seed_start, video=False)
     seeds = [seed_start + i for i in range(episodes)]
     rows = []
@@ -98,10 +88,8 @@ def temperature_sweep(run: "Run", temperatures: Sequence[float], episodes: int, 
         record_or_check(out / "settings.json", settings, f"the sweep at tau {tau:g} in {out}",
                         f"delete {out} to train again with other settings")
         log(f"[wm-fast] sweep: tau {tau:g}: CMA-ES in the dream ({cfg.generations} generations)")
-        evaluator = DreamEvaluator(model, init_mu, init_logvar, cfg, action_mapping=env.action_mapping,
-                                   controller_input=env.controller_input, reward_source=env.reward_source,
-                                   common_random_numbers=cfg.common_random_numbers)
-        metrics = train_controller(evaluator, n, out / "controller", cfg, progress=run.progress)
+        evaluator = run.dream_evaluator(cfg)
+        metrics = train_controller(evaluator, evaluator.n_params, out / "controller", cfg, progress=run.progress)
         score_path = out / "evaluate.json"
         score = read_json(score_path) if score_path.exists() else None
         if score is None or score.get("seeds") != seeds:
