@@ -51,6 +51,14 @@ def test_metrics_of_a_hand_made_episode(tmp_path):
     never = m_quality(constant_m(reward=0.0, done_logit=-2.0), files)
     assert math.isnan(never["done_precision"]) and never["done_recall"] == 0.0
     assert "2 held-out episodes" in describe(q, "held-out") and "recall 1.00" in describe(q, "held-out")
+    assert "on the 2 others" in describe(q, "held-out")
+
+
+def test_description_names_an_empty_reward_group_instead_of_nan(tmp_path):
+    """Doom gives +1 on every step: there are no "other" steps, and the line says so."""
+    files = episodes(tmp_path, [np.zeros((4, 2))], [[1.0, 1.0, 1.0]], [[0, 0, 1]])
+    line = describe(m_quality(constant_m(reward=1.0, done_logit=-2.0), files), "held-out")
+    assert "no other steps" in line and "nan" not in line and "0.000 on 3 positive-reward steps" in line
 
 
 def test_every_kth_episode_is_held_out():

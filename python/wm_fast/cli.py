@@ -275,7 +275,7 @@ def video(run_dir: Path, controller: Literal["latest", "dream", "real", "dream-r
         raise ConfigError(f"{run_dir} is not a run directory (it has no config.json)")
     run = Run(run_dir, progress=False, save_config=False)
     models = run.controller_models(controller)
-    run._need(models["controller"], f"a trained controller at {models['controller']}", "video")
+    run.require(models["controller"], f"a trained controller at {models['controller']}", "video")
     tau = run.cfg.controller.temperature if temperature is None else temperature
     result = real_beside_dream(run.cfg.env, env_backend or run.cfg.env_backend, models["vae"], models["rnn"],
                                models["controller"], seed, steps, tau, run.cfg.controller.done_threshold)

@@ -6,7 +6,7 @@ CMA-ES sees n = out*in + out numbers (867 for CarRacing: in = 32 + 256, out = 3)
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -32,6 +32,11 @@ def output_size(mapping: ActionMapping, action_dim: int) -> int:
 def n_params(in_size: int, out_size: int) -> int:
     """Number of parameters of a linear controller."""
     return out_size * in_size + out_size
+
+
+def n_params_for(model: Any, controller_input: ControllerInput, mapping: ActionMapping) -> int:
+    """Parameters of one C for M `model` (anything with z_dim, hidden and action_dim), its input and mapping."""
+    return n_params(input_size(model.z_dim, model.hidden, controller_input), output_size(mapping, model.action_dim))
 
 
 def unflatten(params: torch.Tensor, in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:

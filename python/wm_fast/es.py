@@ -75,10 +75,9 @@ class DreamEvaluator:
     @property
     def n_params(self) -> int:
         """Parameters of one C for this M, controller input and action mapping."""
-        from .controller import input_size, n_params, output_size
+        from .controller import n_params_for
 
-        return n_params(input_size(self.model.z_dim, self.model.hidden, self.controller_input),  # type: ignore[arg-type]
-                        output_size(self.action_mapping, self.model.action_dim))  # type: ignore[arg-type]
+        return n_params_for(self.model, self.controller_input, self.action_mapping)  # type: ignore[arg-type]
 
     def __call__(self, params: np.ndarray, seed: int, rollouts: int) -> np.ndarray:
         opts = DreamOptions(

@@ -266,8 +266,8 @@ def iterate(run: "Run", rounds: int) -> dict[str, Any]:
                           f"collect.episodes and iterate.episodes must be smaller")
     for path, what in ((run.vae_path, "a trained V"), (run.rnn_path, "a trained M")):
         if what != "a trained V" or run.has_frames:
-            run._need(path, f"{what} at {path}", "iterate")
-    run._need(dict(enumerate(list_episodes(run.latents_dir))), f"latent files in {run.latents_dir}", "iterate")
+            run.require(path, f"{what} at {path}", "iterate")
+    run.require(dict(enumerate(list_episodes(run.latents_dir))), f"latent files in {run.latents_dir}", "iterate")
 
     path = run.dir / "iterate.json"
     config = _iterate_config(run)

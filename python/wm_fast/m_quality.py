@@ -58,10 +58,14 @@ def m_quality(model: MDNRNN, latent_files: Sequence[Path | str], batch: int = 64
 
 
 def describe(q: dict[str, float], where: str) -> str:
-    """One line for the terminal."""
+    """One line for the terminal (a reward group with no steps, e.g. Doom's +1 on every step, and a done never predicted are said so)."""
+    n_pos, n_rest = int(q["reward_steps_pos"]), int(q["steps"] - q["reward_steps_pos"])
+    pos = (f"{q['reward_mse_pos']:.3f} on {n_pos} positive-reward steps" if n_pos
+           else "no positive-reward steps")
+    rest = f"{q['reward_mse_rest']:.4f} on the {n_rest} others" if n_rest else "no other steps"
+    precision = "n/a (never predicted)" if np.isnan(q["done_precision"]) else f"{q['done_precision']:.2f}"
     return (f"M on {int(q['episodes'])} {where} episodes: z NLL {q['z_nll']:.3f} nats/dim; reward MSE "
-            f"{q['reward_mse_pos']:.3f} on {int(q['reward_steps_pos'])} positive-reward steps, "
-            f"{q['reward_mse_rest']:.4f} on the others; done precision {q['done_precision']:.2f}, "
+            f"{pos}, {rest}; done precision {precision}, "
             f"recall {q['done_recall']:.2f} ({int(q['ends'])} ends)")
 
 

@@ -214,7 +214,9 @@ class Run:
         atomic_write_json(self.stage_file(stage), record)
         return metrics
 
-    def _need(self, what: Path | dict, description: str, stage: str) -> None:
+    def require(self, what: Path | dict, description: str, stage: str) -> None:
+        """Raise MissingStageError unless `what` (a path, or a dict of found files) exists / is non-empty:
+        `stage` needs `description`, which an earlier stage makes."""
         missing = (not what) if isinstance(what, dict) else (not what.exists())
         if missing:
             raise MissingStageError(f"{stage} needs {description}, which {self.dir} lacks; "
@@ -235,7 +237,7 @@ class Run:
         if not self.has_frames:
             return self._record("train-vae", lambda: {"skipped": IDENTITY_V})
         files = list(list_episodes(self.episodes_dir).values())
-        self._need(dict(enumerate(files)), f"episode shards in {self.episodes_dir}", "train-vae")
+        self.require(dict(enumerate(files)), f"episode shards in {self.episodes_dir}", "train-vae")
         return self._record("train-vae", lambda: train_vae(files, self.vae_path.parent, self.cfg.vae,
                                                            progress=self.progress))
 
@@ -246,7 +248,7 @@ class Run:
 
         if not self.has_frames:
             return self._record("encode", lambda: {"skipped": IDENTITY_V})
-        self._need(self.vae_path, f"a trained V at {self.vae_path}", "encode")
+        self.require(self.vae_path, f"a trained V at {self.vae_path}", "encode")
         files = list(list_episodes(self.episodes_dir).values())
         vae = load_vae(self.vae_path)
         return self._record("encode", lambda: encode_episodes(files, vae, self.latents_dir,
@@ -257,7 +259,7 @@ class Run:
         from .train_rnn import train_rnn
 
         files = list(list_episodes(self.latents_dir).values())
-        self._need(dict(enumerate(files)), f"latent files in {self.latents_dir}", "train-rnn")
+        self.require(dict(enumerate(files)), f"latent files in {self.latents_dir}", "train-rnn")
         return self._record("train-rnn", lambda: train_rnn(files, self.rnn_path.parent, self.cfg.rnn,
                                                            action_dim=facts(self.cfg.env).action_dim,
                                                            progress=self.progress))
@@ -291,7 +293,7 @@ class Run:
             raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         from .es import train_controller
 
-        self._need(self.rnn_path, f"a trained M at {self.rnn_path}", "train-controller")
+        self.require(self.rnn_path, f"a trained M at {self.rnn_path}", "train-controller")
         evaluator = self.dream_evaluator(self.cfg.controller)
         return self._record("train-controller", lambda: train_controller(
             evaluator, evaluator.n_params, self.controller_dir, self.cfg.controller, progress=self.progress,
@@ -314,12 +316,12 @@ class Run:
 
     def controller_size(self, rnn_path: Path | None = None) -> int:
         """Number of C's parameters for this run's M and env (its controller input and action mapping)."""
-        from .controller import input_size, n_params, output_size
+        from .controller import n_params_for
         from .train_rnn import load_mdnrnn
 
-        m, env = load_mdnrnn(rnn_path or self.rnn_path), facts(self.cfg.env)
-        return n_params(input_size(m.z_dim, m.hidden, env.controller_input),  # type: ignore[arg-type]
-                        output_size(env.action_mapping, m.action_dim))  # type: ignore[arg-type]
+        env = facts(self.cfg.env)
+        return n_params_for(load_mdnrnn(rnn_path or self.rnn_path), env.controller_input,  # type: ignore[arg-type]
+                            env.action_mapping)  # type: ignore[arg-type]
 
     def real_worker_spec(self, max_steps: int, vae_path: Path | None = None, rnn_path: Path | None = None,
                          envs_per_worker: int | None = None, env_backend: str | None = None):
@@ -347,9 +349,9 @@ class Run:
         from .es import generations_done, train_controller
         from .real import format_duration, projected_seconds
 
-        self._need(self.rnn_path, f"a trained M at {self.rnn_path}", "train-controller (real)")
+        self.require(self.rnn_path, f"a trained M at {self.rnn_path}", "train-controller (real)")
         if self.has_frames:
-            self._need(self.vae_path, f"a trained V at {self.vae_path}", "train-controller (real)")
+            self.require(self.vae_path, f"a trained V at {self.vae_path}", "train-controller (real)")
         rc = self.cfg.real
         es_cfg = ControllerConfig(popsize=rc.popsize, rollouts=rc.rollouts, sigma0=sigma0, generations=generations,
                                   l2_penalty=rc.l2_penalty, eval_every=rc.eval_every, eval_rollouts=rc.eval_rollouts,
@@ -394,7 +396,7 @@ class Run:
 
         models = self.controller_models(controller)
         stage = "evaluate" if controller == "latest" else f"evaluate-{controller}"
-        self._need(models["controller"], f"a trained controller at {models['controller']}", stage)
+        self.require(models["controller"], f"a trained controller at {models['controller']}", stage)
 
         def score() -> dict[str, Any]:
             result = evaluate(

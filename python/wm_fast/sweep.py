@@ -75,7 +75,7 @@ def temperature_sweep(run: "Run", temperatures: Sequence[float], episodes: int, 
         raise ConfigError(f"temperatures must be positive numbers, got {list(temperatures)}")
     if episodes <= 0 or seed_start < 0:
         raise ConfigError(f"need episodes > 0 and seed_start >= 0, got {episodes} and {seed_start}")
-    run._need(run.rnn_path, f"a trained M at {run.rnn_path}", "sweep-temperature")  # noqa: SLF001
+    run.require(run.rnn_path, f"a trained M at {run.rnn_path}", "sweep-temperature")
     ev_cfg = dataclasses.replace(run.cfg.evaluate, episodes=episodes, seed_start=seed_start, video=False)
     seeds = [seed_start + i for i in range(episodes)]
     rows = []
