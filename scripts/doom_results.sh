@@ -4,6 +4,8 @@
 #   bash scripts/doom_results.sh quick [D]        # wm-fast run --env doom --preset quick; results/doom_quick.{json,md}, results/doom_quick/
 #   bash scripts/doom_results.sh headline [D]     # the same run continued with --preset headline (iterate rounds 3-5),
 #                                                 # scored on 100 episodes; results/doom_headline.{json,md}, results/doom_headline/, GIF
+#   bash scripts/doom_results.sh m-sequence [D]   # M on D's episodes from scratch with 500-step sequences beside D's last
+#                                                 # M (100); results/doom_m_sequence.{json,md}
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -15,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 W=.venv/bin/wm-fast
 PY=.venv/bin/python
-cmd=${1:?usage: doom_results.sh quick|headline|temperature [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -50,5 +52,23 @@ PYCODE
   $W export --run-dir "$D" --out results/doom_headline   # with D/sweep: every tau's C
   $W export --run-dir "$P" --out results/doom_dropout    # the dropout M and its sweep
   ;;
-*) echo "unknown command $cmd (quick, headline or temperature)" >&2; exit 2 ;;
+m-sequence)
+  # D's V and latents (random play + its iterate rounds); M from scratch on 500-step sequences; C from zeros in its
+  # dream, scored on the rounds' scoring seeds; then both Ms side by side (results/doom_m_sequence.{json,md})
+  P=${D}_seq500
+  if [ ! -f "$P/config.json" ]; then
+    mkdir -p "$P" && cp -r "$D"/{collect.json,train-vae.json,encode.json,vae,latents} "$P"/
+    $PY - "$D/config.json" "$P/config.json" <<'PYCODE'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["rnn"]["seq_len"], c["iterate"]["run_rounds"] = 500, 0
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+PYCODE
+  fi
+  $W train-rnn --run-dir "$P" --quiet
+  $W train-controller --run-dir "$P" --quiet
+  $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
+  $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
+  ;;
+*) echo "unknown command $cmd (quick, headline, temperature or m-sequence)" >&2; exit 2 ;;
 esac
