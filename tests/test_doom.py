@@ -92,6 +92,7 @@ def test_temperature_sweep_trains_per_tau_and_scores_dream_beside_real(tiny_doom
     assert table["random"]["policy"] == "held" and table["random"]["mean"] >= 1
     assert (tiny_doom / "sweep" / "temperature.png").stat().st_size > 1000
     assert "| 1.15 |" in (tiny_doom / "sweep" / "temperature.md").read_text()
+    assert table["commit"] and table["machine"] in (tiny_doom / "sweep" / "temperature.md").read_text()
     before = (tiny_doom / "sweep" / "tau_0.5" / "evaluate.json").read_text()
     main(["sweep-temperature", "--run-dir", str(tiny_doom), "--temperatures", "0.5", "--episodes", "2",
           "--seed-start", "3000000", "--generations", "1", "--quiet"])  # finished pieces are reused

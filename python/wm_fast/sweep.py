@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from .errors import ConfigError
+from .provenance import git_commit, machine_description
 from .records import record_or_check
 from .storage import atomic_write_json, read_json
 
@@ -110,7 +111,8 @@ def temperature_sweep(run: "Run", temperatures: Sequence[float], episodes: int, 
         atomic_write_json(random_path, random)
     table = {"env": run.cfg.env, "run_dir": str(run.dir), "rows": rows,
              "random": {k: random[k] for k in ("mean", "std", "policy")},
-             "seeds": [seed_start, seed_start + episodes - 1], "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+             "seeds": [seed_start, seed_start + episodes - 1], "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+             "commit": git_commit(), "machine": machine_description()}
     atomic_write_json(run.dir / "sweep" / "temperature.json", table)
     (run.dir / "sweep" / "temperature.md").write_text(markdown(table))
     plot(table, run.dir / "sweep" / "temperature.png")
@@ -127,6 +129,8 @@ def markdown(table: dict[str, Any]) -> str:
                      f"{r['real_mean']:.0f} ± {r['real_std']:.0f} | {r['generations']} |")
     rnd = table["random"]
     lines.append(f"| random policy ({rnd['policy']}) | | | {rnd['mean']:.0f} ± {rnd['std']:.0f} | |")
+    if "commit" in table:
+        lines += ["", f"Run directory {table['run_dir']}; commit {table['commit']}; {table['machine']}."]
     return "\n".join(lines) + "\n"
 
 
