@@ -23,7 +23,8 @@ def main(run_dir: str, out: str, command: str) -> None:
     atomic_write_json(Path(out).with_suffix(".json"), summary)
     lines = [f"Iterate rounds of `{run_dir}`: each round's C scored on {rows[0]['real_episodes']} real episodes, "
              f"env seeds {first:,}–{last:,}; dream: the best CMA-ES evaluation in the round's dream.", "",
-             "| round | episodes in M's data | collected with noise (mean return) | dream | real (mean ± std) | seconds |",
+             "| round | episodes in M's data | collected with noise (mean return) | dream | real (mean ± std) "
+             "| seconds |",
              "|---:|---:|---:|---:|---|---:|"]
     for r in rows:
         lines.append(f"| {r['round']} | {r['episodes_total']:,} | {r['collect_mean_return']:.1f} | "

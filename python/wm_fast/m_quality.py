@@ -58,7 +58,8 @@ def m_quality(model: MDNRNN, latent_files: Sequence[Path | str], batch: int = 64
 
 
 def describe(q: dict[str, float], where: str) -> str:
-    """One line for the terminal (a reward group with no steps, e.g. Doom's +1 on every step, and a done never predicted are said so)."""
+    """One line for the terminal. A reward group with no steps (Doom: +1 on every step, so no "other"
+    steps) and a done never predicted are said in words, not printed as nan."""
     n_pos, n_rest = int(q["reward_steps_pos"]), int(q["steps"] - q["reward_steps_pos"])
     pos = (f"{q['reward_mse_pos']:.3f} on {n_pos} positive-reward steps" if n_pos
            else "no positive-reward steps")
