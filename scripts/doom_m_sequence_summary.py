@@ -18,8 +18,8 @@ import numpy as np
 
 from wm_fast.es import load_controller
 from wm_fast.pipeline import Run
-from wm_fast.provenance import git_commit, machine_description
-from wm_fast.storage import atomic_write_json, read_json
+from wm_fast.provenance import git_commit, machine_description, write_results
+from wm_fast.storage import read_json
 
 QUALITY = ("z_nll", "done_precision", "done_recall", "ends")
 
@@ -48,7 +48,6 @@ def main(d: str, p: str, out: str) -> None:
     summary = {"command": f"bash scripts/doom_results.sh m-sequence {d}", "commit": git_commit(),
                "machine": machine_description(), "controllers": [str(c) for c in controllers], "real": real,
                "real_seeds": [rounds[0]["real_seeds"][0], rounds[0]["real_seeds"][-1]], "rows": rows}
-    atomic_write_json(Path(out).with_suffix(".json"), summary)
     names = [f"C{r['round']}" for r in rounds] + ["P's C"]
     lines = [f"DoomTakeCover: two Ms on the same {read_json(Path(d) / 'iterate.json')['rounds'][-1]['episodes_total']} "
              "episodes, on the same held-out tenth of them. Dream: the mean return of each C over 256 dreams "
@@ -60,9 +59,7 @@ def main(d: str, p: str, out: str) -> None:
         lines.append(f"| {r['m']} | {r['z_nll']:.3f} | {r['done_precision']:.2f} | {r['done_recall']:.2f} | "
                      + " | ".join(f"{x:.0f}" for x in r["dream"]) + f" | {r['spearman_rounds']:+.2f} |")
     lines.append("| real | | | | " + " | ".join(f"{x:.0f}" for x in real) + " | |")
-    lines += ["", f"Command: `{summary['command']}`; commit {summary['commit']}; {summary['machine']}."]
-    Path(out).with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print(write_results(out, summary, lines), end="")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from wm_fast.storage import atomic_write_json, read_json
+from wm_fast.provenance import write_results
+from wm_fast.storage import read_json
 
 
 def main(run_dir: str, out: str, command: str) -> None:
@@ -20,7 +21,6 @@ def main(run_dir: str, out: str, command: str) -> None:
         r["real_seeds"] = [r["real_seeds"][0], r["real_seeds"][-1]]
     summary = {"command": command, "commit": record["commit"], "machine": record["machine"],
                "config": record["config"], "rounds": rows}
-    atomic_write_json(Path(out).with_suffix(".json"), summary)
     lines = [f"Iterate rounds of `{run_dir}`: each round's C scored on {rows[0]['real_episodes']} real episodes, "
              f"env seeds {first:,}–{last:,}; dream: the best CMA-ES evaluation in the round's dream.", "",
              "| round | episodes in M's data | collected with noise (mean return) | dream | real (mean ± std) "
@@ -29,9 +29,7 @@ def main(run_dir: str, out: str, command: str) -> None:
     for r in rows:
         lines.append(f"| {r['round']} | {r['episodes_total']:,} | {r['collect_mean_return']:.1f} | "
                      f"{r['dream_return']:.1f} | {r['real_mean']:.1f} ± {r['real_std']:.1f} | {r['seconds']:.0f} |")
-    lines += ["", f"Command: `{command}`; commit {record['commit']}; {record['machine']}."]
-    Path(out).with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print(write_results(out, summary, lines), end="")
 
 
 if __name__ == "__main__":

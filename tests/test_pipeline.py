@@ -160,6 +160,22 @@ def test_git_commit_dirty_only_for_code(tmp_path):
     assert git_commit(pkg) == clean + "-dirty"
 
 
+def test_results_pair_names_command_commit_and_machine(tmp_path):
+    """write_results writes OUT.json and OUT.md ending with the provenance line, and refuses a summary without it."""
+    import json
+
+    from wm_fast.provenance import write_results
+
+    summary = {"command": "bash x.sh", "commit": "abc1234", "machine": "CPU, 2 cpus", "rows": [1]}
+    text = write_results(tmp_path / "r", summary, ["| a |", "|---|", "| 1 |"])
+    assert (tmp_path / "r.md").read_text() == text and text.startswith("| a |")
+    assert text.endswith("Command: `bash x.sh`; commit abc1234; CPU, 2 cpus.\n")
+    assert json.loads((tmp_path / "r.json").read_text()) == summary
+    with pytest.raises(ValueError, match="commit"):
+        write_results(tmp_path / "s", {**summary, "commit": ""}, [])
+    assert not (tmp_path / "s.json").exists()
+
+
 def test_every_config_field_is_a_flag_with_the_runs_value_as_default(tiny_run, capsys):
     """The CLI's options come from the config dataclasses, defaults from the run's config.json."""
     import dataclasses

@@ -41,3 +41,19 @@ def machine_description() -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} cpus, Python {platform.python_version()}"
+
+
+def write_results(out: Path | str, summary: dict, lines: list[str]) -> str:
+    """Write a results/ pair: OUT.json (`summary`, which must name "command", "commit" and "machine") and
+    OUT.md (`lines`, then a line naming the three). Returns the markdown."""
+    from .storage import atomic_write_json
+
+    missing = [k for k in ("command", "commit", "machine") if not summary.get(k)]
+    if missing:
+        raise ValueError(f"a results summary must name {', '.join(missing)}")
+    out = Path(out)
+    atomic_write_json(out.with_suffix(".json"), summary)
+    text = "\n".join([*lines, "", f"Command: `{summary['command']}`; commit {summary['commit']}; "
+                                  f"{summary['machine']}."]) + "\n"
+    out.with_suffix(".md").write_text(text)
+    return text
