@@ -6,12 +6,11 @@ temperature table for results/: OUT.json, OUT.md and OUT.png, naming the command
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from wm_fast.provenance import git_commit, machine_description
-from wm_fast.storage import atomic_write_json, read_json
+from wm_fast.provenance import git_commit, machine_description, write_results
+from wm_fast.storage import read_json
 from wm_fast.sweep import plot
 
 PAPER = {0.1: (2086, 193), 0.5: (2060, 196), 1.0: (1145, 868), 1.15: (918, 1092), 1.3: (732, 753)}
@@ -31,7 +30,6 @@ def main(plain_dir: str, dropout_dir: str, out: str) -> None:
         "rows": [{**r, "m_dropout": rec["config"]["rnn"]["dropout"]} for t, rec in zip(tables, rnn) for r in t["rows"]],
         "m_quality": [{k: v for k, v in rec["metrics"].items() if k.startswith("quality_")} for rec in rnn],
     }
-    atomic_write_json(Path(out).with_suffix(".json"), summary)
     lines = [f"DoomTakeCover, C trained only in M's dream (M on {read_json(Path(plain_dir) / 'collect.json')['metrics']['episodes']} "
              f"random-policy episodes), at each temperature τ; real score over 100 episodes, env seeds {first:,}–{last:,} "
              "(used by no stage). Dream score: the CMA mean's return in its own dream.", "",
@@ -41,11 +39,10 @@ def main(plain_dir: str, dropout_dir: str, out: str) -> None:
         lines.append(f"| {r['temperature']:g} | {r['m_dropout']:g} / {r['dream_dropout']:g} | {r['dream']:.0f} | "
                      f"{r['real_mean']:.0f} ± {r['real_std']:.0f} | {f'{paper[0]} / {paper[1]}' if paper else ''} |")
     rnd = summary["random"]
-    lines += [f"| random policy ({rnd['policy']}) | | | {rnd['mean']:.0f} ± {rnd['std']:.0f} | — / 210 ± 108 |", "",
-              f"Command: `{summary['command']}`; commit {summary['commit']}; {summary['machine']}."]
-    Path(out).with_suffix(".md").write_text("\n".join(lines) + "\n")
+    lines.append(f"| random policy ({rnd['policy']}) | | | {rnd['mean']:.0f} ± {rnd['std']:.0f} | — / 210 ± 108 |")
+    text = write_results(out, summary, lines)
     plot(summary, Path(out).with_suffix(".png"))  # dream and real against tau, without and with dropout
-    print("\n".join(lines))
+    print(text, end="")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """DoomTakeCover: the env (frames, moves, +1 a frame, seeds, no files in the user's folder), its
 collection (actions recorded as the moves made) and the whole pipeline on the `tiny` preset."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -93,6 +94,16 @@ def test_temperature_sweep_trains_per_tau_and_scores_dream_beside_real(tiny_doom
     assert (tiny_doom / "sweep" / "temperature.png").stat().st_size > 1000
     assert "| 1.15 |" in (tiny_doom / "sweep" / "temperature.md").read_text()
     assert table["commit"] and table["machine"] in (tiny_doom / "sweep" / "temperature.md").read_text()
+    assert table["command"] == (f"wm-fast sweep-temperature --run-dir {tiny_doom} --temperatures 0.5 1.15 "
+                                "--episodes 2 --seed-start 3000000 --generations 1")
+    assert f"Command: `{table['command']}`" in (tiny_doom / "sweep" / "temperature.md").read_text()
+    from wm_fast.pipeline import Run
+    from wm_fast.sweep import sweep_command
+
+    run = Run(tiny_doom, progress=False, save_config=False)
+    run.cfg.controller = dataclasses.replace(run.cfg.controller, popsize=8, common_random_numbers=True)
+    assert sweep_command(run, [1.0], 2, 5, None).endswith(  # settings other than the run's are named
+        "--seed-start 5 --controller.popsize 8 --controller.common-random-numbers")
     before = (tiny_doom / "sweep" / "tau_0.5" / "evaluate.json").read_text()
     main(["sweep-temperature", "--run-dir", str(tiny_doom), "--temperatures", "0.5", "--episodes", "2",
           "--seed-start", "3000000", "--generations", "1", "--quiet"])  # finished pieces are reused

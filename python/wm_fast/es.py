@@ -72,6 +72,12 @@ class DreamEvaluator:
         self.backend = resolve_backend(cfg.backend)
         self.steps_done = 0
 
+    def with_config(self, cfg: ControllerConfig) -> "DreamEvaluator":
+        """The same M, start latents and env facts with other settings (e.g. another temperature)."""
+        return DreamEvaluator(self.model, self.init_mu, self.init_logvar, cfg, action_mapping=self.action_mapping,
+                              controller_input=self.controller_input, reward_source=self.reward_source,
+                              common_random_numbers=cfg.common_random_numbers)
+
     @property
     def n_params(self) -> int:
         """Parameters of one C for this M, controller input and action mapping."""

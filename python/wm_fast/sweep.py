@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from .errors import ConfigError
-from .provenance import git_commit, machine_description
+from .provenance import git_commit, machine_description, write_results
 from .records import record_or_check
 from .storage import atomic_write_json, read_json
 
@@ -79,6 +79,7 @@ def temperature_sweep(run: "Run", temperatures: Sequence[float], episodes: int, 
     run.require(run.rnn_path, f"a trained M at {run.rnn_path}", "sweep-temperature")
     ev_cfg = dataclasses.replace(run.cfg.evaluate, episodes=episodes, seed_start=seed_start, video=False)
     seeds = [seed_start + i for i in range(episodes)]
+    dream = run.dream_evaluator(run.cfg.controller)  # M and the start latents, loaded once for every tau
     rows = []
     for tau in temperatures:
         cfg = dataclasses.replace(run.cfg.controller, temperature=float(tau),
@@ -89,7 +90,7 @@ def temperature_sweep(run: "Run", temperatures: Sequence[float], episodes: int, 
         record_or_check(out / "settings.json", settings, f"the sweep at tau {tau:g} in {out}",
                         f"delete {out} to train again with other settings")
         log(f"[wm-fast] sweep: tau {tau:g}: CMA-ES in the dream ({cfg.generations} generations)")
-        evaluator = run.dream_evaluator(cfg)
+        evaluator = dream.with_config(cfg)
         metrics = train_controller(evaluator, evaluator.n_params, out / "controller", cfg, progress=run.progress)
         score_path = out / "evaluate.json"
         score = read_json(score_path) if score_path.exists() else None
@@ -112,15 +113,42 @@ def temperature_sweep(run: "Run", temperatures: Sequence[float], episodes: int, 
     table = {"env": run.cfg.env, "run_dir": str(run.dir), "rows": rows,
              "random": {k: random[k] for k in ("mean", "std", "policy")},
              "seeds": [seed_start, seed_start + episodes - 1], "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+             "command": sweep_command(run, temperatures, episodes, seed_start, generations),
              "commit": git_commit(), "machine": machine_description()}
-    atomic_write_json(run.dir / "sweep" / "temperature.json", table)
-    (run.dir / "sweep" / "temperature.md").write_text(markdown(table))
+    write_results(run.dir / "sweep" / "temperature", table, markdown(table))
     plot(table, run.dir / "sweep" / "temperature.png")
     return table
 
 
-def markdown(table: dict[str, Any]) -> str:
-    """The paper's table: τ, dream score, real score (mean ± std), plus the random policy."""
+def sweep_command(run: "Run", temperatures: Sequence[float], episodes: int, seed_start: int,
+                  generations: int | None) -> str:
+    """The `wm-fast sweep-temperature` line that makes this sweep: its arguments, and every controller
+    setting of `run.cfg` that differs from the run's saved config.json (a --controller.* option)."""
+    import shlex
+
+    from .pipeline import load_config
+
+    parts = ["wm-fast", "sweep-temperature", "--run-dir", str(run.dir), "--temperatures",
+             *(f"{t:g}" for t in temperatures), "--episodes", str(episodes), "--seed-start", str(seed_start)]
+    if generations:
+        parts += ["--generations", str(generations)]
+    saved_path = run.dir / "config.json"
+    saved = load_config(saved_path).controller if saved_path.exists() else run.cfg.controller
+    for field in dataclasses.fields(run.cfg.controller):
+        value = getattr(run.cfg.controller, field.name)
+        if value == getattr(saved, field.name):
+            continue
+        flag = field.name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(f"--controller.{'' if value else 'no-'}{flag}")
+        else:
+            parts += [f"--controller.{flag}", str(value)]
+    return shlex.join(parts)
+
+
+def markdown(table: dict[str, Any]) -> list[str]:
+    """The paper's table: τ, dream score, real score (mean ± std), plus the random policy (lines, without
+    the provenance line that `write_results` adds)."""
     first, last = table["seeds"]
     lines = [f"C trained only in M's dream at each temperature τ; real score over env seeds {first:,}–{last:,}.", "",
              "| τ | dream dropout | dream | real (mean ± std) | generations |", "|---:|---:|---:|---|---:|"]
@@ -129,9 +157,7 @@ def markdown(table: dict[str, Any]) -> str:
                      f"{r['real_mean']:.0f} ± {r['real_std']:.0f} | {r['generations']} |")
     rnd = table["random"]
     lines.append(f"| random policy ({rnd['policy']}) | | | {rnd['mean']:.0f} ± {rnd['std']:.0f} | |")
-    if "commit" in table:
-        lines += ["", f"Run directory {table['run_dir']}; commit {table['commit']}; {table['machine']}."]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def plot(table: dict[str, Any], path: Path) -> None:
