@@ -134,3 +134,23 @@ def test_progress_orders_generations_and_evaluations_in_time(tmp_path):
     assert c["gen_hours"] == sorted(c["gen_hours"]) and c["eval_hours"][-1] >= c["gen_hours"][-1]
     png = plot_progress({"quadratic": c}, tmp_path / "p.png", final={"quadratic": (0.001, 0, -0.1, 0.05)})
     assert png.stat().st_size > 5000
+
+
+def test_restarts_run_each_seed_and_keep_the_best_in_the_evaluator(tmp_path):
+    cfg = dataclasses.replace(CFG, generations=3, restarts=3)
+    metrics = train_controller(Quadratic(), 4, tmp_path / "r", cfg, progress=False)
+    single = train_controller(Quadratic(), 4, tmp_path / "single", dataclasses.replace(cfg, restarts=1), progress=False)
+    restart0 = torch.load(tmp_path / "r" / "restart_0" / "controller.pt", weights_only=True)
+    alone = torch.load(tmp_path / "single" / "controller.pt", weights_only=True)
+    torch.testing.assert_close(restart0["params"], alone["params"], rtol=0, atol=0)  # restart 0 = no restarts
+    seeds = [torch.load(tmp_path / "r" / f"restart_{k}" / "es_state.pt", weights_only=True)["seed"] for k in range(3)]
+    assert seeds == [3, 4, 5]
+    chosen = torch.load(tmp_path / "r" / "controller.pt", weights_only=True)
+    scores = chosen["restart_returns"]
+    assert len(scores) == 3 and chosen["restart"] == int(np.argmax(scores)) == metrics["restart"]
+    best = torch.load(tmp_path / "r" / f"restart_{chosen['restart']}" / "controller.pt", weights_only=True)
+    torch.testing.assert_close(chosen["params"], best["params"], rtol=0, atol=0)
+    assert (tmp_path / "r" / "log.jsonl").exists() and single["generations"] == metrics["generations"] == 3
+    rerun = Quadratic()
+    assert train_controller(rerun, 4, tmp_path / "r", cfg, progress=False)["restart"] == chosen["restart"]
+    assert rerun.calls == 1  # finished restarts do no work again; only the choice is re-scored

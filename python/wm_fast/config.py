@@ -133,6 +133,10 @@ class ControllerConfig:
     """Every candidate of a generation dreams with the same noise for rollout r (ranked on equal draws)."""
     dream_dropout: float = 0.0
     """Dropout dreams: rate of M's z and h masks in the dream, one pair per rollout (0: off)."""
+    restarts: int = 1
+    """Independent CMA-ES runs (seeds seed, seed+1, ...) in controller/restart_k; the final C is the
+    restart whose controller scores best on `eval_rollouts` fresh dreams, the same for all (chosen in
+    the dream, never in the real env)."""
     seed: int = 0
     """Seed of CMA-ES and of the dreams."""
 
@@ -486,6 +490,7 @@ def validate(cfg: PipelineConfig) -> None:
         "controller.dream_steps": cfg.controller.dream_steps,
         "controller.eval_every": cfg.controller.eval_every,
         "controller.eval_rollouts": cfg.controller.eval_rollouts,
+        "controller.restarts": cfg.controller.restarts,
         "evaluate.episodes": cfg.evaluate.episodes,
         "evaluate.max_steps": cfg.evaluate.max_steps,
         "evaluate.workers": cfg.evaluate.workers,

@@ -22,6 +22,7 @@ import dataclasses
 import io
 import logging
 import pickle
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -238,8 +239,17 @@ def train_controller(
     `controller.pt` then holds the best evaluated mean so far ("complete": False), so the
     unfinished run can be scored.
 
+    With cfg.restarts > 1 the whole run is repeated in out_dir/restart_k with seed cfg.seed + k
+    (restart 0 is the run cfg.restarts = 1 would make) and `_choose_restart` picks one.
+
     Returns: metrics dict (generations, best_eval_return, evals, last, seconds, ...).
     """
+    if cfg.restarts > 1:
+        runs = [train_controller(evaluator, n_params, Path(out_dir) / f"restart_{k}",
+                                 dataclasses.replace(cfg, restarts=1, seed=cfg.seed + k), x0=x0, progress=progress,
+                                 on_generation=on_generation, eval_start=eval_start, deadline=deadline)
+                for k in range(cfg.restarts)]
+        return _choose_restart(evaluator, Path(out_dir), cfg, runs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / STATE_FILE
@@ -368,6 +378,30 @@ def train_controller(
         "last": history[-1] if history else None, "seconds_this_call": time.perf_counter() - start,
         "total_wall_s": float(sum(h["wall_s"] for h in history)),
     }
+
+
+def _choose_restart(evaluator: Evaluator, out_dir: Path, cfg: ControllerConfig,
+                    runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Score each restart's controller on cfg.eval_rollouts fresh rollouts under one seed unused by the
+    runs (in a dream: the same dreams for all, common random numbers), copy the best one's controller.pt
+    (with the scores), log.jsonl and curve.png to out_dir, and return its metrics with "restart" and
+    "restart_returns" added."""
+    folders = [out_dir / f"restart_{k}" for k in range(len(runs))]
+    params = np.stack([load_controller(f / CONTROLLER_FILE).numpy() for f in folders])
+    if isinstance(evaluator, DreamEvaluator):
+        evaluator = evaluator.with_config(dataclasses.replace(evaluator.cfg, common_random_numbers=True))
+    scores = evaluator(params.astype(np.float32), _generation_seed(cfg.seed, 0, salt=2), cfg.eval_rollouts)
+    best = int(np.argmax(scores))
+    log.info("restarts scored %s over %d %s rollouts: restart %d chosen",
+             [round(float(x), 1) for x in scores], cfg.eval_rollouts, evaluator.name, best)
+    chosen = load_checkpoint(folders[best] / CONTROLLER_FILE, required=("params",))
+    save_checkpoint(out_dir / CONTROLLER_FILE, {**chosen, "restart": best,
+                                                "restart_returns": [float(x) for x in scores]})
+    for name in ("log.jsonl", "curve.png"):
+        if (folders[best] / name).exists():
+            shutil.copyfile(folders[best] / name, out_dir / name)
+    return {**runs[best], "restart": best, "restart_returns": [float(x) for x in scores],
+            "restart_rollouts": cfg.eval_rollouts}
 
 
 def load_controller(path: Path | str) -> torch.Tensor:
