@@ -6,6 +6,9 @@
 #                                                 # scored on 100 episodes; results/doom_headline.{json,md}, results/doom_headline/, GIF
 #   bash scripts/doom_results.sh m-sequence [D]   # M on D's episodes from scratch with 500-step sequences beside D's last
 #                                                 # M (100); results/doom_m_sequence.{json,md}
+#   bash scripts/doom_results.sh random3k [D]     # the paper's recipe on 3,000 random episodes, no iterate round:
+#                                                 # results/doom_random3k.{json,md}, results/doom_random3k/
+#   bash scripts/doom_results.sh random3k-tau [D] # the tau table in that run's dream; results/doom_temperature_random3k.*
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -17,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 W=.venv/bin/wm-fast
 PY=.venv/bin/python
-cmd=${1:?usage: doom_results.sh quick|headline|temperature|m-sequence [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -32,6 +35,21 @@ headline)
   $W summarize --run-dir "$D" --json-out results/doom_headline.json \
     --command "bash scripts/doom_results.sh headline $D  (wm-fast run --env doom --preset headline --run-dir $D)"
   $W export --run-dir "$D" --out results/doom_headline
+  ;;
+random3k)
+  # Episodes 0-299 are the quick run's (same seeds and policy); results/doom_random3k_gen100.md continued this
+  # CMA-ES to 100 generations in a copy of the run (controller.generations 100, evaluate.seed_start 4000000).
+  $W run --env doom --preset quick --run-dir "$D" --collect.episodes 3000 --vae.frame-stride 10 --rnn.hidden 512 \
+    --rnn.seq-len 500 --rnn.epochs 12 --controller.popsize 64 --controller.rollouts 16 --controller.generations 50 \
+    --iterate.run-rounds 0 --evaluate.episodes 100 --quiet
+  $W summarize --run-dir "$D" --json-out results/doom_random3k.json \
+    --command "bash scripts/doom_results.sh random3k $D"
+  $W export --run-dir "$D" --out results/doom_random3k
+  ;;
+random3k-tau)
+  $W sweep-temperature --run-dir "$D" --temperatures 0.1 0.5 1.0 1.15 1.3 --episodes 100 --seed-start 2000000 \
+    --controller.popsize 32 --controller.rollouts 8 --controller.generations 40 --controller.eval-rollouts 256 --quiet
+  for ext in json md png; do cp "$D/sweep/temperature.$ext" "results/doom_temperature_random3k.$ext"; done
   ;;
 temperature)
   TAUS=(--temperatures 0.1 0.5 1.0 1.15 1.3 --episodes 100 --seed-start 2000000 --quiet)
@@ -70,5 +88,5 @@ PYCODE
   $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
   $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
   ;;
-*) echo "unknown command $cmd (quick, headline, temperature or m-sequence)" >&2; exit 2 ;;
+*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, temperature or m-sequence)" >&2; exit 2 ;;
 esac
