@@ -25,14 +25,15 @@ def main(run_dir: str, round_number: str, out: str, *seeds: str) -> None:
     row = read_json(Path(run_dir) / "iterate.json")["rounds"][r - 1]
     first, n = row["real_seeds"][0], row["real_episodes"]
     it = run.cfg.iterate
+    dream = run.dream_evaluator(run.cfg.controller, folder / "rnn" / "rnn.pt")  # M and start latents, loaded once
+    ecfg = EvalConfig(episodes=n, seed_start=first, max_steps=run.cfg.evaluate.max_steps, video=False,
+                      workers=run.cfg.evaluate.workers, envs_per_worker=run.cfg.evaluate.envs_per_worker)
     rows = []
     for seed in [int(s) for s in seeds] or [0, 1, 2]:
         cfg = dataclasses.replace(run.cfg.controller, generations=it.generations, seed=seed)
-        ev = run.dream_evaluator(cfg, folder / "rnn" / "rnn.pt")
+        ev = dream.with_config(cfg)
         c_dir = Path(run_dir) / "restarts" / f"round_{r:03d}" / f"seed_{seed}"
         metrics = train_controller(ev, ev.n_params, c_dir, cfg, progress=False)
-        ecfg = EvalConfig(episodes=n, seed_start=first, max_steps=run.cfg.evaluate.max_steps, video=False,
-                          workers=run.cfg.evaluate.workers, envs_per_worker=run.cfg.evaluate.envs_per_worker)
         real = evaluate(run.cfg.env, run.vae_path, folder / "rnn" / "rnn.pt", c_dir / "controller.pt", ecfg,
                         progress=False, out_json=None)
         same = bool((load_controller(c_dir / "controller.pt") == load_controller(folder / "controller" /
