@@ -56,6 +56,17 @@ def test_second_run_does_nothing_and_says_so(tiny_run):
     assert all(before[p] == t for p, t in after.items())
 
 
+def test_rerunning_a_finished_stage_command_keeps_its_record(tiny_run):
+    """A rerun of `train-controller` / `train-rnn` that does no work leaves the stage records (seconds, commit) as
+    they were, so results keep naming the commit that did the work."""
+    run_dir, _ = tiny_run
+    records = {s: (run_dir / f"{s}.json").read_text() for s in ("train-rnn", "train-controller")}
+    for stage in records:
+        proc = wm_fast(stage, "--run-dir", "D", "--quiet", cwd=run_dir.parent)
+        assert proc.returncode == 0, proc.stderr
+        assert (run_dir / f"{stage}.json").read_text() == records[stage]
+
+
 def test_evaluate_command_with_other_seeds(tiny_run):
     run_dir, _ = tiny_run
     proc = wm_fast("evaluate", "--run-dir", "D", "--episodes", "1", "--seed-start", "777",
@@ -132,6 +143,39 @@ def test_summarize_names_command_commit_and_machine(tiny_run, tmp_path):
     ev = json.loads((run_dir / "evaluate.json").read_text())
     assert summary["real"]["returns"] == ev["returns"]
     assert "| carracing | tiny |" in out.with_suffix(".md").read_text()
+
+
+def test_summarize_a_named_controller_with_its_dream_search(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    proc = wm_fast("evaluate", "--run-dir", "D", "--controller", "dream", "--episodes", "1", "--seed-start", "778",
+                   "--no-video", "--quiet", cwd=run_dir.parent)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "named.json"
+    proc = wm_fast("summarize", "--run-dir", "D", "--controller", "dream", "--json-out", str(out), cwd=run_dir.parent)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(out.read_text())
+    assert summary["real"]["seeds"] == [778] and summary["real"]["controller"] == "dream"
+    cfg = get_preset("tiny", env="carracing").controller
+    search = summary["dream_search"]
+    assert (search["popsize"], search["rollouts"], search["generations"]) == (cfg.popsize, cfg.rollouts,
+                                                                            cfg.generations)
+    md = out.with_suffix(".md").read_text()
+    assert "controller named (dream)" in md and f"population {cfg.popsize} x {cfg.rollouts} dreams" in md
+    proc = wm_fast("summarize", "--run-dir", "D", "--controller", "real", "--json-out", str(out), cwd=run_dir.parent)
+    assert proc.returncode != 0 and "evaluate-real.json is missing" in proc.stderr
+
+
+def test_summary_lists_the_restarts_and_the_one_chosen():
+    from wm_fast.report import _dream_search, _dream_search_lines
+
+    config = {"controller": {"popsize": 8, "rollouts": 2, "temperature": 1.0, "dream_dropout": 0.1, "restarts": 3,
+                             "seed": 5}}
+    metrics = {"generations": 4, "evals": [{"generation": 4, "mean_solution_return": 12.5}], "restart": 2,
+               "restart_returns": [10.0, 11.0, 12.25], "restart_rollouts": 64}
+    lines = _dream_search_lines(_dream_search(config, metrics))
+    assert "| 2 (chosen) | 12.2 |" in lines and "| 0 | 10.0 |" in lines
+    assert any("CMA-ES seeds 5..7" in line and "same 64 fresh dreams" in line for line in lines)
+    assert any("4: 12.5" in line for line in lines)
 
 
 def test_git_commit_dirty_only_for_code(tmp_path):

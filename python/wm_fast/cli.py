@@ -36,6 +36,7 @@ from .storage import dumps_json
 Flat = tyro.conf.OmitArgPrefixes
 """A section whose fields are plain flags (`--episodes`, not `--collect.episodes`)."""
 EnvBackend = Literal["gymnasium", "envpool"]
+ControllerName = Literal["latest", "dream", "real", "dream-real", "iterate", "iterate-best"]
 SECTIONS = {CollectConfig: "collect", VAEConfig: "vae", RNNConfig: "rnn", ControllerConfig: "controller",
             EvalConfig: "evaluate", RealConfig: "real", IterateConfig: "iterate"}
 """Config dataclass -> its PipelineConfig field: a command parameter of one of these types gets
@@ -198,7 +199,7 @@ def train_controller(run_dir: Path, controller: ControllerConfig, real: RealConf
 
 
 def evaluate(run_dir: Path, evaluate: Annotated[EvalConfig, Flat], env: Optional[str] = None,
-             preset: Optional[str] = None, controller: Literal["latest", "dream", "real", "dream-real", "iterate", "iterate-best"] = "latest",
+             preset: Optional[str] = None, controller: ControllerName = "latest",
              quiet: bool = False) -> None:
     """Evaluate a trained controller (with V and M) in the real environment.
 
@@ -249,7 +250,7 @@ def iterate(run_dir: Path, iterate: Annotated[IterateConfig, Flat], controller: 
         {k: v for k, v in row.items() if not isinstance(v, (list, dict))} for row in result["rounds"]]}, indent=1))
 
 
-def video(run_dir: Path, controller: Literal["latest", "dream", "real", "dream-real", "iterate", "iterate-best"] = "latest",
+def video(run_dir: Path, controller: ControllerName = "latest",
           seed: int = 123, steps: int = 300, temperature: Optional[float] = None, out: Optional[Path] = None,
           env_backend: Optional[EnvBackend] = None) -> None:
     """A GIF of C on a real track beside V's decoding of M's dream from the same first frame.
@@ -331,19 +332,24 @@ def export(run_dir: Path, out: Path, keep_optimizer: bool = False) -> None:
     print(dumps_json({"stage": "export", "run_dir": str(run_dir), **result}, indent=1))
 
 
-def summarize(run_dir: Path, json_out: Path, command: Optional[str] = None) -> None:
+def summarize(run_dir: Path, json_out: Path, command: Optional[str] = None,
+              controller: ControllerName = "latest"
+              ) -> None:
     """Summarize a finished run into JSON_OUT (and a markdown table beside it) for results/.
 
-    The summary names the command, the commit and the machine of every figure in it.
+    The summary names the command, the commit and the machine of every figure in it, and the
+    dream CMA-ES behind the controller (settings, evaluations, restarts and the one chosen).
 
     Args:
-        run_dir: A run directory whose six stages are complete.
+        run_dir: A run directory whose stages are complete.
         json_out: The JSON file to write (a .md with the same stem is written beside it).
         command: The command that made the run (default: the `wm-fast run` line of its config).
+        controller: Whose real score: latest (RUN_DIR/evaluate.json) or the name given to
+            `wm-fast evaluate --controller` (RUN_DIR/evaluate-<name>.json).
     """
     from .report import write_summary
 
-    summary = write_summary(run_dir, json_out, command)
+    summary = write_summary(run_dir, json_out, command, controller)
     print(json_out.with_suffix(".md").read_text())
     print(f"wrote {json_out} (real mean {summary['real']['mean']:.1f})")
 

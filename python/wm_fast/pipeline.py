@@ -25,6 +25,7 @@ Beyond the pipeline (each with its stage record D/<stage>.json):
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -35,7 +36,7 @@ from .envs import facts
 from .provenance import git_commit, machine_description
 from .records import config_diff, refuse_changed, with_new_fields
 from .shards import list_episodes
-from .storage import MissingStageError, WmFastError, atomic_write_json, read_json
+from .storage import MissingStageError, WmFastError, atomic_write_json, dumps_json, read_json
 
 if TYPE_CHECKING:
     from .es import DreamEvaluator
@@ -202,17 +203,32 @@ class Run:
     def _record(self, stage: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         start = time.perf_counter()
         metrics = fn()
+        config = _stage_config(self.cfg, stage)
+        if not stage.startswith("evaluate") and self._rerun_did_nothing(stage, config, metrics):
+            return metrics  # the record keeps the seconds, commit and machine of the call that did the work
         # evaluate*.json are both the stage record and the evaluation: their figures sit at the top.
         flat = metrics if stage.startswith("evaluate") else {}
         record = {
             **flat, "stage": stage, "complete": True, "metrics": metrics,
-            "config": _stage_config(self.cfg, stage), "env_backend": metrics.get("env_backend", self.cfg.env_backend),
+            "config": config, "env_backend": metrics.get("env_backend", self.cfg.env_backend),
             "seconds": time.perf_counter() - start,
             "commit": git_commit(), "machine": machine_description(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         atomic_write_json(self.stage_file(stage), record)
         return metrics
+
+    def _rerun_did_nothing(self, stage: str, config: dict[str, Any], metrics: dict[str, Any]) -> bool:
+        """True when `stage` was already complete with this config and the call's metrics equal the record's
+        (but for the per-call `seconds_this_call`): a rerun of a finished training stage did no work."""
+        path = self.stage_file(stage)
+        if not path.exists():
+            return False
+        old = read_json(path)
+        per_call = ("seconds_this_call",)
+        new = json.loads(dumps_json({k: v for k, v in metrics.items() if k not in per_call}))
+        return (old.get("complete") is True and old.get("config") == json.loads(dumps_json(config))
+                and {k: v for k, v in old.get("metrics", {}).items() if k not in per_call} == new)
 
     def require(self, what: Path | dict, description: str, stage: str) -> None:
         """Raise MissingStageError unless `what` (a path, or a dict of found files) exists / is non-empty:

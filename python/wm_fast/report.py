@@ -10,17 +10,23 @@ from .provenance import machine_description
 from .storage import MissingStageError, atomic_write_json, read_json
 
 
-def summarize_run(run_dir: Path | str, command: str | None = None) -> dict[str, Any]:
+def summarize_run(run_dir: Path | str, command: str | None = None, controller: str = "latest") -> dict[str, Any]:
     """A compact JSON-able summary of a finished run directory.
 
     Keys: command, commit, machine, env, preset, stages (seconds and headline metrics per stage,
     the real-environment CMA-ES stage included when the run did one), dream_return (the dream
-    controller's score in M's dream), real (mean, std, returns, seeds, env backend and controller
-    of the real-environment evaluation), iterate_rounds, total_seconds.
+    controller's score in M's dream), dream_search (the dream CMA-ES: its settings, the evaluations
+    of its mean and, with restarts, each restart's score on the common dreams), real (mean, std,
+    returns, seeds, env backend and controller of the real-environment evaluation), iterate_rounds,
+    total_seconds.
+
+    controller: whose real score to report: `latest` reads RUN_DIR/evaluate.json, any other name
+    RUN_DIR/evaluate-<name>.json (written by `wm-fast evaluate --controller <name>`).
     """
     run_dir = Path(run_dir)
+    evaluate_stage = "evaluate" if controller == "latest" else f"evaluate-{controller}"
     records = {}
-    for stage in STAGES:
+    for stage in (*STAGES[:-1], evaluate_stage):
         path = run_dir / f"{stage}.json"
         if not path.exists():
             raise MissingStageError(f"{run_dir} has no finished {stage} stage ({path} is missing)")
@@ -30,7 +36,7 @@ def summarize_run(run_dir: Path | str, command: str | None = None) -> dict[str, 
             records[stage] = read_json(run_dir / f"{stage}.json")
     config = read_json(run_dir / "config.json")
     commits = sorted({r.get("commit", "unknown") for r in records.values()})
-    ev = records["evaluate"]["metrics"]
+    ev = records[evaluate_stage]["metrics"]
     stages = {}
     for stage, r in records.items():
         headline = {k: v for k, v in r["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -39,10 +45,11 @@ def summarize_run(run_dir: Path | str, command: str | None = None) -> dict[str, 
     return {
         "command": command or f"wm-fast run --env {config['env']} --preset {config['preset']} --run-dir {run_dir}",
         "commit": commits[0] if len(commits) == 1 else commits,
-        "machine": records["evaluate"].get("machine") or machine_description(),
+        "machine": records[evaluate_stage].get("machine") or machine_description(),
         "env": config["env"],
         "preset": config["preset"],
         "dream_return": records["train-controller"]["metrics"].get("best_eval_return"),
+        "dream_search": _dream_search(config, records["train-controller"]["metrics"]),
         "real": {k: ev.get(k) for k in ("mean", "std", "returns", "seeds", "episodes", "env_backend", "controller")},
         "stages": stages,
         "iterate_rounds": [{k: r[k] for k in ("round", "real_mean", "real_std", "real_episodes", "dream_return",
@@ -51,13 +58,27 @@ def summarize_run(run_dir: Path | str, command: str | None = None) -> dict[str, 
     }
 
 
+def _dream_search(config: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """The dream CMA-ES of train-controller: settings, evaluations of its mean, restarts (when any)."""
+    c = config["controller"]
+    search = {k: c.get(k) for k in ("popsize", "rollouts", "temperature", "dream_dropout", "restarts", "seed")}
+    search["generations"] = metrics.get("generations")
+    search["evals"] = [{"generation": e["generation"], "return": _round(e["mean_solution_return"])}
+                       for e in metrics.get("evals", [])]
+    if "restart_returns" in metrics:
+        search.update(chosen_restart=metrics["restart"], restart_returns=[_round(r) for r in metrics["restart_returns"]],
+                      restart_rollouts=metrics.get("restart_rollouts"))
+    return search
+
+
 def _round(v: float | int) -> float | int:
     return round(v, 4) if isinstance(v, float) else v
 
 
-def write_summary(run_dir: Path | str, out: Path | str, command: str | None = None) -> dict[str, Any]:
-    """Write summarize_run(run_dir) to `out` (JSON) and a one-row markdown table beside it (.md)."""
-    summary = summarize_run(run_dir, command)
+def write_summary(run_dir: Path | str, out: Path | str, command: str | None = None,
+                  controller: str = "latest") -> dict[str, Any]:
+    """Write summarize_run(run_dir, command, controller) to `out` (JSON) and a markdown table beside it (.md)."""
+    summary = summarize_run(run_dir, command, controller)
     out = Path(out)
     atomic_write_json(out, summary)
     real = summary["real"]
@@ -68,10 +89,12 @@ def write_summary(run_dir: Path | str, out: Path | str, command: str | None = No
         f"| {summary['env']} | {summary['preset']} | {real['mean']:.1f} ± {real['std']:.1f} ({real['episodes']}) "
         f"| {dream:.1f} | {summary['total_seconds'] / 60:.1f} min | {summary['commit']} | `{summary['command']}` |",
         "",
-        f"Machine: {summary['machine']}. The real return is of the run's latest controller "
+        f"Machine: {summary['machine']}. The real return is of the run's "
+        f"{'latest controller' if controller == 'latest' else 'controller named'} "
         f"({real.get('controller') or 'dream'}) on {real.get('env_backend') or 'gymnasium'}, env seeds "
         f"{real['seeds'][0]}..{real['seeds'][-1]}; the dream return is the dream stage's controller in M's dream.",
     ]
+    rows += _dream_search_lines(summary["dream_search"])
     for stage in ("train-controller-real", "train-controller-dream-real"):
         if stage in summary["stages"]:
             st = summary["stages"][stage]
@@ -89,6 +112,23 @@ def write_summary(run_dir: Path | str, out: Path | str, command: str | None = No
                  f"{r['dream_return']:.1f} | {r['new_episodes']} | {r['seconds']:.0f} |" for r in summary["iterate_rounds"]]
     out.with_suffix(".md").write_text("\n".join(rows) + "\n")
     return summary
+
+
+def _dream_search_lines(search: dict[str, Any]) -> list[str]:
+    """Markdown lines on the dream CMA-ES: its settings, its mean's evaluations, the restarts' scores."""
+    lines = ["", f"Dream CMA-ES: population {search['popsize']} x {search['rollouts']} dreams, "
+             f"{search['generations']} generations, temperature {search['temperature']}, dream dropout "
+             f"{search['dream_dropout']}, seed {search['seed']}."]
+    if search["evals"]:
+        lines.append("Dream evaluations of the CMA mean by generation: "
+                     + ", ".join(f"{e['generation']}: {e['return']:.1f}" for e in search["evals"]) + ".")
+    if "restart_returns" in search:
+        lines += ["", f"{len(search['restart_returns'])} restarts (CMA-ES seeds {search['seed']}.."
+                  f"{search['seed'] + len(search['restart_returns']) - 1}); the C kept is the restart that scored best on the same {search['restart_rollouts']} fresh "
+                  "dreams (chosen in the dream only):", "", "| restart | dream (common dreams) |", "|---:|---:|"]
+        lines += [f"| {k}{' (chosen)' if k == search['chosen_restart'] else ''} | {r:.1f} |"
+                  for k, r in enumerate(search["restart_returns"])]
+    return lines
 
 
 def progress(controller_dir: Path | str) -> dict[str, list[float]]:
