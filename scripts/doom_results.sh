@@ -9,6 +9,13 @@
 #   bash scripts/doom_results.sh random3k [D]     # the paper's recipe on 3,000 random episodes, no iterate round:
 #                                                 # results/doom_random3k.{json,md}, results/doom_random3k/
 #   bash scripts/doom_results.sh random3k-tau [D] # the tau table in that run's dream; results/doom_temperature_random3k.*
+#   bash scripts/doom_results.sh random3k-gen100 [D]  # that CMA-ES continued to 100 generations (copy D100);
+#                                                 # results/doom_random3k_gen100.{json,md}
+#   bash scripts/doom_results.sh random3k-tau1-restarts [D] # C at tau 1.0 with 3 restarts chosen in the dream (copy
+#                                                 # D_t1); results/doom_random3k_tau1_restarts.{json,md}
+#   bash scripts/doom_results.sh random3k-dropout [D] # D's data, V and latents; M retrained with dropout 0.05, C in
+#                                                 # dropout-0.1 dreams at tau 1.0 with 3 restarts chosen in the dream;
+#                                                 # results/doom_random3k_dropout.{json,md}, results/doom_random3k_dropout/
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -20,7 +27,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 W=.venv/bin/wm-fast
 PY=.venv/bin/python
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|temperature|m-sequence [D]}
+derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents (and FILEs) with config edits;
+            # EDIT is Python run on the config dict `c`; an existing DST is left as it is (resume)
+  local src=$1 dst=$2 edit=$3 extra=()
+  shift 3
+  for f in "$@"; do extra+=("$src/$f"); done
+  if [ ! -f "$dst/config.json" ]; then
+    mkdir -p "$dst" && cp -r "$src"/{collect.json,train-vae.json,encode.json,vae,latents} "${extra[@]}" "$dst"/
+    $PY -c 'import json, sys; c = json.load(open(sys.argv[1])); exec(sys.argv[3]); json.dump(c, open(sys.argv[2], "w"), indent=1)' \
+      "$src/config.json" "$dst/config.json" "$edit"
+  fi
+}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -38,7 +56,7 @@ headline)
   ;;
 random3k)
   # Episodes 0-299 are the quick run's (same seeds and policy); results/doom_random3k_gen100.md continued this
-  # CMA-ES to 100 generations in a copy of the run (controller.generations 100, evaluate.seed_start 4000000).
+  # CMA-ES to 100 generations (random3k-gen100).
   $W run --env doom --preset quick --run-dir "$D" --collect.episodes 3000 --vae.frame-stride 10 --rnn.hidden 512 \
     --rnn.seq-len 500 --rnn.epochs 12 --controller.popsize 64 --controller.rollouts 16 --controller.generations 50 \
     --iterate.run-rounds 0 --evaluate.episodes 100 --quiet
@@ -51,19 +69,44 @@ random3k-tau)
     --controller.popsize 32 --controller.rollouts 8 --controller.generations 40 --controller.eval-rollouts 256 --quiet
   for ext in json md png; do cp "$D/sweep/temperature.$ext" "results/doom_temperature_random3k.$ext"; done
   ;;
+random3k-gen100)
+  # the random3k CMA-ES continued from 50 to 100 generations (its steps were run by hand in session 7; same steps)
+  P=${D}100
+  derive "$D" "$P" 'c["controller"]["generations"] = 100; c["evaluate"]["seed_start"] = 4000000' \
+    train-rnn.json rnn controller
+  $W train-controller --run-dir "$P" --quiet
+  [ -f "$P/evaluate-dream.json" ] || $W evaluate --run-dir "$P" --controller dream --episodes 100 --seed-start 4000000 --quiet
+  $W summarize --run-dir "$P" --controller dream --json-out results/doom_random3k_gen100.json \
+    --command "bash scripts/doom_results.sh random3k-gen100 $D"
+  ;;
+random3k-tau1-restarts)
+  # tau 1.0 was chosen by the random-3k tau table (env seeds 2,000,000-099); this score uses 6,000,000-099
+  P=${D}_t1
+  derive "$D" "$P" 'c["controller"].update(temperature=1.0, restarts=3); c["evaluate"]["seed_start"] = 6000000' \
+    train-rnn.json rnn
+  $W train-controller --run-dir "$P" --quiet
+  [ -f "$P/evaluate-dream.json" ] || $W evaluate --run-dir "$P" --controller dream --episodes 100 --seed-start 6000000 \
+    --no-video --quiet
+  $W summarize --run-dir "$P" --controller dream --json-out results/doom_random3k_tau1_restarts.json \
+    --command "bash scripts/doom_results.sh random3k-tau1-restarts $D"
+  ;;
+random3k-dropout)
+  # tau 1.0 was chosen by the random-3k tau table (env seeds 2,000,000-099); this score uses 7,000,000-099
+  P=${D}_dropout
+  derive "$D" "$P" 'c["rnn"]["dropout"] = 0.05; c["controller"].update(dream_dropout=0.1, temperature=1.0, restarts=3)
+c["evaluate"].update(seed_start=7000000, episodes=100); c["iterate"]["run_rounds"] = 0'
+  $W train-rnn --run-dir "$P" --quiet
+  $W train-controller --run-dir "$P" --quiet
+  [ -f "$P/evaluate-dream.json" ] || $W evaluate --run-dir "$P" --controller dream --quiet
+  $W summarize --run-dir "$P" --controller dream --json-out results/doom_random3k_dropout.json \
+    --command "bash scripts/doom_results.sh random3k-dropout $D"
+  $W export --run-dir "$P" --out results/doom_random3k_dropout
+  ;;
 temperature)
   TAUS=(--temperatures 0.1 0.5 1.0 1.15 1.3 --episodes 100 --seed-start 2000000 --quiet)
   $W sweep-temperature --run-dir "$D" "${TAUS[@]}"
   P=${D}_dropout  # D's random data, V and latents; M retrained with dropout 0.05; dreams with dropout 0.1
-  if [ ! -f "$P/config.json" ]; then
-    mkdir -p "$P" && cp -r "$D"/{collect.json,train-vae.json,encode.json,vae,latents} "$P"/
-    $PY - "$D/config.json" "$P/config.json" <<'PYCODE'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["rnn"]["dropout"], c["controller"]["dream_dropout"], c["iterate"]["run_rounds"] = 0.05, 0.1, 0
-json.dump(c, open(sys.argv[2], "w"), indent=1)
-PYCODE
-  fi
+  derive "$D" "$P" 'c["rnn"]["dropout"], c["controller"]["dream_dropout"], c["iterate"]["run_rounds"] = 0.05, 0.1, 0'
   $W train-rnn --run-dir "$P" --quiet
   $W sweep-temperature --run-dir "$P" "${TAUS[@]}"
   $PY scripts/doom_temperature_summary.py "$D" "$P" results/doom_temperature
@@ -74,19 +117,11 @@ m-sequence)
   # D's V and latents (random play + its iterate rounds); M from scratch on 500-step sequences; C from zeros in its
   # dream, scored on the rounds' scoring seeds; then both Ms side by side (results/doom_m_sequence.{json,md})
   P=${D}_seq500
-  if [ ! -f "$P/config.json" ]; then
-    mkdir -p "$P" && cp -r "$D"/{collect.json,train-vae.json,encode.json,vae,latents} "$P"/
-    $PY - "$D/config.json" "$P/config.json" <<'PYCODE'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["rnn"]["seq_len"], c["iterate"]["run_rounds"] = 500, 0
-json.dump(c, open(sys.argv[2], "w"), indent=1)
-PYCODE
-  fi
+  derive "$D" "$P" 'c["rnn"]["seq_len"], c["iterate"]["run_rounds"] = 500, 0'
   $W train-rnn --run-dir "$P" --quiet
   $W train-controller --run-dir "$P" --quiet
   $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
   $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
   ;;
-*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, temperature or m-sequence)" >&2; exit 2 ;;
+*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, temperature or m-sequence)" >&2; exit 2 ;;
 esac
