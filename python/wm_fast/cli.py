@@ -333,8 +333,7 @@ def export(run_dir: Path, out: Path, keep_optimizer: bool = False) -> None:
 
 
 def summarize(run_dir: Path, json_out: Path, command: Optional[str] = None,
-              controller: ControllerName = "latest"
-              ) -> None:
+              controller: ControllerName = "latest") -> None:
     """Summarize a finished run into JSON_OUT (and a markdown table beside it) for results/.
 
     The summary names the command, the commit and the machine of every figure in it, and the
