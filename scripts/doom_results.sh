@@ -16,6 +16,8 @@
 #   bash scripts/doom_results.sh random3k-dropout [D] # D's data, V and latents; M retrained with dropout 0.05, C in
 #                                                 # dropout-0.1 dreams at tau 1.0 with 3 restarts chosen in the dream;
 #                                                 # results/doom_random3k_dropout.{json,md}, results/doom_random3k_dropout/
+#   bash scripts/doom_results.sh random3k-dropout-tau [D] # the tau table in those dropout dreams (same seeds as
+#                                                 # random3k-tau); results/doom_temperature_random3k_dropout.*
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -38,7 +40,7 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
       "$src/config.json" "$dst/config.json" "$edit"
   fi
 }
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|temperature|m-sequence [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout-tau|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -102,6 +104,14 @@ c["evaluate"].update(seed_start=7000000, episodes=100); c["iterate"]["run_rounds
     --command "bash scripts/doom_results.sh random3k-dropout $D"
   $W export --run-dir "$P" --out results/doom_random3k_dropout
   ;;
+random3k-dropout-tau)
+  # the tau table in the dropout dreams of random3k-dropout's M, on the same env seeds as random3k-tau
+  P=${D}_dropout
+  $W sweep-temperature --run-dir "$P" --temperatures 0.1 0.5 1.0 1.15 1.3 --episodes 100 --seed-start 2000000 \
+    --controller.popsize 32 --controller.rollouts 8 --controller.generations 40 --controller.eval-rollouts 256 \
+    --controller.restarts 1 --quiet
+  for ext in json md png; do cp "$P/sweep/temperature.$ext" "results/doom_temperature_random3k_dropout.$ext"; done
+  ;;
 temperature)
   TAUS=(--temperatures 0.1 0.5 1.0 1.15 1.3 --episodes 100 --seed-start 2000000 --quiet)
   $W sweep-temperature --run-dir "$D" "${TAUS[@]}"
@@ -123,5 +133,5 @@ m-sequence)
   $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
   $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
   ;;
-*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, temperature or m-sequence)" >&2; exit 2 ;;
+*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout-tau, temperature or m-sequence)" >&2; exit 2 ;;
 esac
