@@ -107,8 +107,9 @@ c["evaluate"].update(seed_start=7000000, episodes=100); c["iterate"]["run_rounds
   $W export --run-dir "$P" --out results/doom_random3k_dropout
   ;;
 random3k-dropout05)
-  # random3k-dropout's M, dreaming at dropout 0.05 (its training rate) instead of 0.1: at 0.1 that C learned to
-  # turn left forever (real 167); 0.05 was chosen after that score, so this one uses env seeds 8,000,000-099
+  # random3k-dropout's M, dreaming at dropout 0.05 (its training rate) instead of 0.1: at 0.1 the C scored like one
+  # that only turns left (real 167; scripts/doom_dropout_probe.py); 0.05 was chosen after that score, so this one
+  # uses env seeds 8,000,000-099
   P=${D}_dropout05
   derive "${D}_dropout" "$P" 'c["controller"]["dream_dropout"] = 0.05; c["evaluate"]["seed_start"] = 8000000' \
     train-rnn.json rnn
