@@ -25,12 +25,13 @@ left = np.zeros_like(good)
 left[-1] = -5.0  # bias only: tanh(-5) < -1/3, always left
 names = ["tau1-restarts C (real 807.2)", "dropout-0.1 C (real 167.1)", "always left", "stay"]
 params = np.stack([good, dropout_c, left, np.zeros_like(good)]).astype(np.float32)
-settings = [("dropout M", f"{D}_dropout/rnn/rnn.pt", p) for p in (0.0, 0.02, 0.05, 0.1)]
-settings.append(("no-dropout M", f"{D}/rnn/rnn.pt", 0.0))
+base = dataclasses.replace(run.cfg.controller, temperature=1.0, common_random_numbers=True)
+dreams = {label: run.dream_evaluator(base, rnn_path=Path(rnn))  # each M and the start latents loaded once
+          for label, rnn in (("dropout M", f"{D}_dropout/rnn/rnn.pt"), ("no-dropout M", f"{D}/rnn/rnn.pt"))}
+settings = [("dropout M", p) for p in (0.0, 0.02, 0.05, 0.1)] + [("no-dropout M", 0.0)]
 rows = []
-for label, rnn, p in settings:
-    cfg = dataclasses.replace(run.cfg.controller, dream_dropout=p, temperature=1.0, common_random_numbers=True)
-    scores = run.dream_evaluator(cfg, rnn_path=Path(rnn))(params, 321, 256)
+for label, p in settings:
+    scores = dreams[label].with_config(dataclasses.replace(base, dream_dropout=p))(params, 321, 256)
     rows.append({"m": label, "dream_dropout": p, "scores": dict(zip(names, map(float, scores)))})
     print(rows[-1])
 lines = ["Dream scores (tau 1.0, 256 common dreams each) of four DoomTakeCover controllers, to see which dream "

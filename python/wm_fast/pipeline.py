@@ -204,10 +204,11 @@ class Run:
         start = time.perf_counter()
         metrics = fn()
         config = _stage_config(self.cfg, stage)
-        if not stage.startswith("evaluate") and self._rerun_did_nothing(stage, config, metrics):
+        is_evaluation = stage.startswith("evaluate")
+        if not is_evaluation and self._rerun_did_nothing(stage, config, metrics):
             return metrics  # the record keeps the seconds, commit and machine of the call that did the work
         # evaluate*.json are both the stage record and the evaluation: their figures sit at the top.
-        flat = metrics if stage.startswith("evaluate") else {}
+        flat = metrics if is_evaluation else {}
         record = {
             **flat, "stage": stage, "complete": True, "metrics": metrics,
             "config": config, "env_backend": metrics.get("env_backend", self.cfg.env_backend),
@@ -225,10 +226,12 @@ class Run:
         if not path.exists():
             return False
         old = read_json(path)
-        per_call = ("seconds_this_call",)
-        new = json.loads(dumps_json({k: v for k, v in metrics.items() if k not in per_call}))
-        return (old.get("complete") is True and old.get("config") == json.loads(dumps_json(config))
-                and {k: v for k, v in old.get("metrics", {}).items() if k not in per_call} == new)
+
+        def as_written(d: dict[str, Any]) -> Any:  # as the record's JSON holds it, less the per-call field
+            return json.loads(dumps_json({k: v for k, v in d.items() if k != "seconds_this_call"}))
+
+        return (old.get("complete") is True and old.get("config") == as_written(config)
+                and as_written(old.get("metrics", {})) == as_written(metrics))
 
     def require(self, what: Path | dict, description: str, stage: str) -> None:
         """Raise MissingStageError unless `what` (a path, or a dict of found files) exists / is non-empty:
