@@ -20,6 +20,10 @@
 #                                                 # results/doom_random3k_dropout05.{json,md}, results/doom_random3k_dropout05/
 #   bash scripts/doom_results.sh random3k-dropout-tau [D] # the tau table in those dropout dreams (same seeds as
 #                                                 # random3k-tau); results/doom_temperature_random3k_dropout.*
+#   bash scripts/doom_results.sh random10k [D]    # the paper's 10,000 random episodes (copy D_10k: D's 3,000 episodes,
+#                                                 # V and latents, 7,000 more collected and encoded), M 6 epochs, C at
+#                                                 # tau 1.0 with 3 restarts chosen in the dream, scored on 9,000,000-099;
+#                                                 # results/doom_random10k.{json,md}, results/doom_random10k/
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -42,7 +46,7 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
       "$src/config.json" "$dst/config.json" "$edit"
   fi
 }
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|temperature|m-sequence [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -126,6 +130,27 @@ random3k-dropout-tau)
     --controller.popsize 32 --controller.rollouts 8 --controller.generations 40 --controller.eval-rollouts 256 \
     --controller.restarts 1 --quiet
   for ext in json md png; do cp "$P/sweep/temperature.$ext" "results/doom_temperature_random3k_dropout.$ext"; done
+  ;;
+random10k)
+  # Episodes 0-2,999 and their latents are D's (hard links; V was trained on them alone), 3,000-9,999 are new with
+  # the same policy. tau 1.0 and 3 restarts as chosen for random3k-tau1-restarts (tau table on 2,000,000-099).
+  # M gets 6 epochs over 9,000 training episodes: 2.2x the gradient steps of D's 12 epochs over 2,700.
+  P=${D}_10k
+  if [ ! -f "$P/config.json" ]; then
+    mkdir -p "$P" && cp -al "$D/episodes" "$D/latents" "$P"/ && cp -r "$D"/{train-vae.json,vae} "$P"/
+    $PY -c 'import json, sys; c = json.load(open(sys.argv[1]))
+c["collect"]["episodes"] = 10000; c["rnn"]["epochs"] = 6
+c["controller"].update(temperature=1.0, restarts=3); c["evaluate"]["seed_start"] = 9000000
+json.dump(c, open(sys.argv[2], "w"), indent=1)' "$D/config.json" "$P/config.json"
+  fi
+  $W collect --run-dir "$P" --quiet
+  $W encode --run-dir "$P" --quiet
+  $W train-rnn --run-dir "$P" --quiet
+  $W train-controller --run-dir "$P" --quiet
+  [ -f "$P/evaluate.json" ] || $W evaluate --run-dir "$P" --episodes 100 --seed-start 9000000 --quiet
+  $W summarize --run-dir "$P" --json-out results/doom_random10k.json \
+    --command "bash scripts/doom_results.sh random10k $D"
+  $W export --run-dir "$P" --out results/doom_random10k
   ;;
 temperature)
   TAUS=(--temperatures 0.1 0.5 1.0 1.15 1.3 --episodes 100 --seed-start 2000000 --quiet)
