@@ -459,6 +459,25 @@ def get_preset(name: str, env: str = "carracing") -> PipelineConfig:
     return cfg
 
 
+def slow_settings(cfg: PipelineConfig, cpus: int | None = None) -> list[str]:
+    """One-line warnings for valid settings known to run far slower than the presets' (empty if none).
+
+    Doom: ViZDoom's games wait for Python by spinning, so worker processes that hold at least as
+    many cores as the machine has starve each other (2 workers on 2 cores: 10-20x slower than one).
+    Workers on an existing Ray cluster (real.address) run elsewhere and are not judged.
+    cpus: the machine's logical CPUs (default os.cpu_count()).
+    """
+    if cfg.env != "doom":
+        return []
+    cpus = cpus or os.cpu_count() or 1
+    return [f"{name}.workers={workers} on {cpus} logical CPUs: ViZDoom's games spin while they wait, so as many "
+            "worker processes as cores starve each other (2 on 2 cores ran 10-20x slower than 1); "
+            f"the Doom presets use {name}.workers=1"
+            for name, workers in (("collect", cfg.collect.workers), ("evaluate", cfg.evaluate.workers),
+                                  ("real", cfg.real.workers if cfg.real.address is None else 1))
+            if workers > 1 and workers >= cpus]
+
+
 def validate(cfg: PipelineConfig) -> None:
     """Raise ConfigError naming the first invalid field."""
     check_backend(cfg.env, cfg.env_backend)
