@@ -24,6 +24,8 @@
 #                                                 # V and latents, 7,000 more collected and encoded), M 6 epochs, C at
 #                                                 # tau 1.0 with 3 restarts chosen in the dream, scored on 9,000,000-099;
 #                                                 # results/doom_random10k.{json,md}, results/doom_random10k/
+#   bash scripts/doom_results.sh random10k-restart0 [D] # random10k's first restart alone, once it has finished (copy
+#                                                 # D_10k_r0), scored on 9,100,000-099; results/doom_random10k_restart0.{json,md}
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -46,7 +48,7 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
       "$src/config.json" "$dst/config.json" "$edit"
   fi
 }
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|temperature|m-sequence [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -151,6 +153,22 @@ json.dump(c, open(sys.argv[2], "w"), indent=1)' "$D/config.json" "$P/config.json
   $W summarize --run-dir "$P" --json-out results/doom_random10k.json \
     --command "bash scripts/doom_results.sh random10k $D"
   $W export --run-dir "$P" --out results/doom_random10k
+  ;;
+random10k-restart0)
+  # An interim score while random10k's restarts 1-2 run: restart 0's C (the run restarts=1 would make) on env seeds
+  # 9,100,000-099, a block of its own, so that the chosen C's score on 9,000,000-099 stays untouched.
+  S=${D}_10k P=${D}_10k_r0
+  [ -f "$S/controller/restart_0/controller.pt" ] || { echo "restart 0 of $S has not finished"; exit 1; }
+  if [ ! -f "$P/config.json" ]; then
+    mkdir -p "$P/controller" && cp -r "$S"/{collect.json,encode.json,train-vae.json,train-rnn.json,vae,rnn} "$P"/
+    cp "$S"/controller/restart_0/{controller.pt,log.jsonl,curve.png} "$P/controller/"
+    $PY -c 'import json, sys; c = json.load(open(sys.argv[1])); c["controller"]["restarts"] = 1
+c["evaluate"]["seed_start"] = 9100000; json.dump(c, open(sys.argv[2], "w"), indent=1)' "$S/config.json" "$P/config.json"
+  fi
+  [ -f "$P/evaluate-dream.json" ] || $W evaluate --run-dir "$P" --controller dream --episodes 100 --seed-start 9100000 \
+    --no-video --quiet
+  $PY scripts/interim_summary.py "$P/evaluate-dream.json" "$P/controller/log.jsonl" results/doom_random10k_restart0 \
+    "bash scripts/doom_results.sh random10k-restart0 $D"
   ;;
 temperature)
   TAUS=(--temperatures 0.1 0.5 1.0 1.15 1.3 --episodes 100 --seed-start 2000000 --quiet)
