@@ -37,6 +37,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 W=.venv/bin/wm-fast
 PY=.venv/bin/python
+edit_config() {  # edit_config SRC DST EDIT: DST/config.json = SRC/config.json with EDIT (Python on the dict `c`)
+  $PY -c 'import json, sys; c = json.load(open(sys.argv[1])); exec(sys.argv[3]); json.dump(c, open(sys.argv[2], "w"), indent=1)' \
+    "$1/config.json" "$2/config.json" "$3"
+}
 derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents (and FILEs) with config edits;
             # EDIT is Python run on the config dict `c`; an existing DST is left as it is (resume)
   local src=$1 dst=$2 edit=$3 extra=()
@@ -44,8 +48,7 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
   for f in "$@"; do extra+=("$src/$f"); done
   if [ ! -f "$dst/config.json" ]; then
     mkdir -p "$dst" && cp -r "$src"/{collect.json,train-vae.json,encode.json,vae,latents} "${extra[@]}" "$dst"/
-    $PY -c 'import json, sys; c = json.load(open(sys.argv[1])); exec(sys.argv[3]); json.dump(c, open(sys.argv[2], "w"), indent=1)' \
-      "$src/config.json" "$dst/config.json" "$edit"
+    edit_config "$src" "$dst" "$edit"
   fi
 }
 cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|temperature|m-sequence [D]}
@@ -140,10 +143,8 @@ random10k)
   P=${D}_10k
   if [ ! -f "$P/config.json" ]; then
     mkdir -p "$P" && cp -al "$D/episodes" "$D/latents" "$P"/ && cp -r "$D"/{train-vae.json,vae} "$P"/
-    $PY -c 'import json, sys; c = json.load(open(sys.argv[1]))
-c["collect"]["episodes"] = 10000; c["rnn"]["epochs"] = 6
-c["controller"].update(temperature=1.0, restarts=3); c["evaluate"]["seed_start"] = 9000000
-json.dump(c, open(sys.argv[2], "w"), indent=1)' "$D/config.json" "$P/config.json"
+    edit_config "$D" "$P" 'c["collect"]["episodes"] = 10000; c["rnn"]["epochs"] = 6
+c["controller"].update(temperature=1.0, restarts=3); c["evaluate"]["seed_start"] = 9000000'
   fi
   $W collect --run-dir "$P" --quiet
   $W encode --run-dir "$P" --quiet
@@ -162,13 +163,11 @@ random10k-restart0)
   if [ ! -f "$P/config.json" ]; then
     mkdir -p "$P/controller" && cp -r "$S"/{collect.json,encode.json,train-vae.json,train-rnn.json,vae,rnn} "$P"/
     cp "$S"/controller/restart_0/{controller.pt,log.jsonl,curve.png} "$P/controller/"
-    $PY -c 'import json, sys; c = json.load(open(sys.argv[1])); c["controller"]["restarts"] = 1
-c["evaluate"]["seed_start"] = 9100000; json.dump(c, open(sys.argv[2], "w"), indent=1)' "$S/config.json" "$P/config.json"
+    edit_config "$S" "$P" 'c["controller"]["restarts"] = 1; c["evaluate"]["seed_start"] = 9100000'
   fi
   [ -f "$P/evaluate-dream.json" ] || $W evaluate --run-dir "$P" --controller dream --episodes 100 --seed-start 9100000 \
     --no-video --quiet
-  $PY scripts/interim_summary.py "$P/evaluate-dream.json" "$P/controller/log.jsonl" results/doom_random10k_restart0 \
-    "bash scripts/doom_results.sh random10k-restart0 $D"
+  $PY scripts/interim_summary.py "$P" results/doom_random10k_restart0 "bash scripts/doom_results.sh random10k-restart0 $D"
   ;;
 temperature)
   TAUS=(--temperatures 0.1 0.5 1.0 1.15 1.3 --episodes 100 --seed-start 2000000 --quiet)

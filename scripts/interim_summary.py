@@ -1,10 +1,10 @@
 """An interim score of one finished restart, while the other restarts of its run still train.
 
-    python scripts/interim_summary.py EVALUATE_JSON LOG_JSONL OUT COMMAND
+    python scripts/interim_summary.py RUN_DIR OUT COMMAND
 
-EVALUATE_JSON: `wm-fast evaluate --controller dream` of a run copy holding the restart's C;
-LOG_JSONL: that restart's CMA-ES log (its "mean_solution_return" rows are the dream evaluations
-of the CMA mean). Writes OUT.json and OUT.md (results/ format: command, commit, machine).
+RUN_DIR: a run copy holding the restart's C in controller/ (its CMA-ES log.jsonl beside it) and
+`wm-fast evaluate --controller dream`'s evaluate-dream.json. Writes OUT.json and OUT.md (results/
+format: command, commit, machine), the dream CMA-ES described as `wm-fast summarize` does.
 """
 
 from __future__ import annotations
@@ -14,36 +14,38 @@ import sys
 from pathlib import Path
 
 from wm_fast.provenance import write_results
+from wm_fast.report import _dream_search, _dream_search_lines  # noqa: PLC2701 (summarize's own formatting)
+from wm_fast.storage import read_json
 
 
-def main(evaluate_json: str, log_jsonl: str, out: str, command: str) -> None:
-    ev = json.loads(Path(evaluate_json).read_text())
-    rows = [json.loads(line) for line in Path(log_jsonl).read_text().splitlines() if line.strip()]
-    evals = [(r["generation"], r["mean_solution_return"]) for r in rows if "mean_solution_return" in r]
+def main(run_dir: str, out: str, command: str) -> None:
+    run = Path(run_dir)
+    ev = read_json(run / "evaluate-dream.json")
+    log = [json.loads(line) for line in (run / "controller" / "log.jsonl").read_text().splitlines() if line.strip()]
+    evals = [r for r in log if "mean_solution_return" in r]
     if not evals:
-        sys.exit(f"{log_jsonl} has no dream evaluations of the CMA mean (mean_solution_return)")
+        sys.exit(f"{run}/controller/log.jsonl has no dream evaluations of the CMA mean (mean_solution_return)")
+    search = _dream_search(read_json(run / "config.json"), {"generations": log[-1]["generation"], "evals": evals})
     seeds = ev["seeds"]
-    cfg = ev["config"]
     summary = {
         "command": command, "commit": ev["commit"], "machine": ev["machine"],
         "real_mean": ev["mean"], "real_std": ev["std"], "episodes": ev["episodes"],
-        "env_seeds": [seeds[0], seeds[-1]], "dream_evaluations": evals,
-        "best_dream_evaluation": max(v for _, v in evals), "evaluate_seconds": ev["seconds"],
-        "evaluate_config": cfg,
+        "env_seeds": [seeds[0], seeds[-1]], "dream_search": search,
+        "best_dream_evaluation": max(e["return"] for e in search["evals"]), "evaluate_seconds": ev["seconds"],
+        "evaluate_config": ev["config"],
     }
     lines = [
         f"# {Path(out).name}: one restart's controller, trained only in the dream",
         "",
         f"Real: **{ev['mean']:.1f} ± {ev['std']:.1f}** over {ev['episodes']} episodes, "
-        f"env seeds {seeds[0]:,}–{seeds[-1]:,} (a block used for nothing else).",
-        "",
-        "Dream evaluations of the CMA mean (generation: mean return over the evaluation rollouts): "
-        + ", ".join(f"{g}: {v:.1f}" for g, v in evals) + "; the best one's C is the one scored.",
+        f"env seeds {seeds[0]:,}–{seeds[-1]:,} (a block used for nothing else). The C scored is the CMA mean "
+        "with the best dream evaluation.",
+        *_dream_search_lines(search),
     ]
     print(write_results(out, summary, lines))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 5:
+    if len(sys.argv) != 4:
         sys.exit(__doc__)
     main(*sys.argv[1:])
