@@ -26,6 +26,10 @@
 #                                                 # results/doom_random10k.{json,md}, results/doom_random10k/
 #   bash scripts/doom_results.sh random10k-restart0 [D] # random10k's first restart alone, once it has finished (copy
 #                                                 # D_10k_r0), scored on 9,100,000-099; results/doom_random10k_restart0.{json,md}
+#   bash scripts/doom_results.sh random10k-tau [D] # the tau table in random10k's dream (copy D_10k), real on
+#                                                 # 9,200,000-099; results/doom_temperature_random10k.*; then the C
+#                                                 # best there (a sweep C or random10k's own) scored on 9,300,000-099:
+#                                                 # results/doom_random10k_heldout.{json,md}
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -51,7 +55,7 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
     edit_config "$src" "$dst" "$edit"
   fi
 }
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|temperature|m-sequence [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -169,6 +173,17 @@ random10k-restart0)
     --no-video --quiet
   $PY scripts/interim_summary.py "$P" results/doom_random10k_restart0 "bash scripts/doom_results.sh random10k-restart0 $D"
   ;;
+random10k-tau)
+  # Named before it ran (session 10): the candidates are the five sweep Cs and random10k's own C; the one with the
+  # best real mean on 9,200,000-099 is scored once on 9,300,000-099, and that score is the result, whatever it is.
+  P=${D}_10k
+  $W sweep-temperature --run-dir "$P" --temperatures 0.1 0.5 1.0 1.15 1.3 --episodes 100 --seed-start 9200000 \
+    --controller.popsize 32 --controller.rollouts 8 --controller.generations 40 --controller.eval-rollouts 256 \
+    --controller.restarts 1 --quiet
+  for ext in json md png; do cp "$P/sweep/temperature.$ext" "results/doom_temperature_random10k.$ext"; done
+  $PY scripts/doom_heldout_choice.py "$P" 9200000 9300000 results/doom_random10k_heldout \
+    "bash scripts/doom_results.sh random10k-tau $D"
+  ;;
 temperature)
   TAUS=(--temperatures 0.1 0.5 1.0 1.15 1.3 --episodes 100 --seed-start 2000000 --quiet)
   $W sweep-temperature --run-dir "$D" "${TAUS[@]}"
@@ -190,5 +205,5 @@ m-sequence)
   $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
   $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
   ;;
-*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, temperature or m-sequence)" >&2; exit 2 ;;
+*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, temperature or m-sequence)" >&2; exit 2 ;;
 esac

@@ -1,0 +1,87 @@
+"""Choose one dream-trained C on a selection block of real episodes, then score it once on a held-out block.
+
+    python scripts/doom_heldout_choice.py RUN_DIR SELECT_SEED HELDOUT_SEED OUT COMMAND
+
+Candidates: every C of RUN_DIR's temperature sweep (RUN_DIR/sweep/tau_*/controller, already scored by the
+sweep on the 100 episodes from SELECT_SEED) and the run's own dream C (RUN_DIR/controller, scored here on the
+same episodes). The candidate with the best real mean there is scored on the 100 episodes from HELDOUT_SEED,
+which nothing else uses; that score is the result, whatever it is. Scores are kept in RUN_DIR/heldout/ (a rerun
+reuses them). Writes OUT.json and OUT.md (results/ format: command, commit, machine).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from wm_fast.evaluate import evaluate
+from wm_fast.pipeline import load_config
+from wm_fast.provenance import write_results
+from wm_fast.storage import atomic_write_json, read_json
+
+EPISODES = 100
+
+
+def score(run: Path, controller: Path, seed_start: int, out_json: Path) -> dict:
+    """C's real score on EPISODES episodes from `seed_start` (reused from out_json when its seeds match)."""
+    seeds = [seed_start + i for i in range(EPISODES)]
+    if out_json.exists() and read_json(out_json).get("seeds") == seeds:
+        return read_json(out_json)
+    cfg = load_config(run / "config.json")
+    ev_cfg = dataclasses.replace(cfg.evaluate, episodes=EPISODES, seed_start=seed_start, video=False)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    return evaluate(cfg.env, run / "vae" / "vae.pt", run / "rnn" / "rnn.pt", controller, ev_cfg,
+                    env_backend=ev_cfg.env_backend or cfg.env_backend, out_json=out_json, progress=False,
+                    timeout_s=cfg.real.rollout_timeout_s)
+
+
+def main(run_dir: str, select_seed: str, heldout_seed: str, out: str, command: str) -> None:
+    run, select, heldout = Path(run_dir), int(select_seed), int(heldout_seed)
+    select_seeds = [select + i for i in range(EPISODES)]
+    candidates = []
+    for tau_dir in sorted((run / "sweep").glob("tau_*")):
+        ev = read_json(tau_dir / "evaluate.json")
+        if ev.get("seeds") != select_seeds:
+            sys.exit(f"{tau_dir}/evaluate.json is not on env seeds {select:,}-{select + EPISODES - 1:,}")
+        settings = read_json(tau_dir / "settings.json")
+        candidates.append({"name": f"sweep tau {settings['temperature']:g} "
+                                   f"({settings['popsize']} x {settings['rollouts']} dreams)",
+                           "controller": str(tau_dir / "controller" / "controller.pt"),
+                           "select_mean": ev["mean"], "select_std": ev["std"]})
+    c = load_config(run / "config.json").controller
+    own = score(run, run / "controller" / "controller.pt", select, run / "heldout" / "select_own.json")
+    candidates.append({"name": f"the run's C: tau {c.temperature:g} ({c.popsize} x {c.rollouts} dreams, "
+                               f"{c.generations} generations, {c.restarts} restarts)",
+                       "controller": str(run / "controller" / "controller.pt"),
+                       "select_mean": own["mean"], "select_std": own["std"]})
+    chosen = max(candidates, key=lambda cand: cand["select_mean"])
+    chosen_path = run / "heldout" / "chosen.json"
+    if chosen_path.exists() and read_json(chosen_path)["controller"] != chosen["controller"]:
+        sys.exit(f"{chosen_path} names another C than {chosen['controller']}; the held-out block is spent")
+    atomic_write_json(chosen_path, {"controller": chosen["controller"], "name": chosen["name"]})
+    held = score(run, Path(chosen["controller"]), heldout, run / "heldout" / "heldout.json")
+    summary = {"command": command, "commit": held["commit"], "machine": held["machine"],
+               "select_seeds": [select, select + EPISODES - 1], "heldout_seeds": [heldout, heldout + EPISODES - 1],
+               "candidates": candidates, "chosen": chosen["name"], "chosen_controller": chosen["controller"],
+               "real_mean": held["mean"], "real_std": held["std"], "episodes": held["episodes"],
+               "evaluate_seconds": held["seconds"]}
+    lines = [
+        "# Doom: one dream-trained C chosen on real episodes, scored on held-out ones",
+        "",
+        f"Held out: **{held['mean']:.1f} ± {held['std']:.1f}** over {held['episodes']} episodes, env seeds "
+        f"{heldout:,}–{heldout + EPISODES - 1:,} (used for nothing else), of the C chosen on env seeds "
+        f"{select:,}–{select + EPISODES - 1:,}: {chosen['name']}. Every C was trained only in M's dream.",
+        "",
+        f"| candidate | real on {select:,}–{select + EPISODES - 1:,} |",
+        "|---|---|",
+        *(f"| {cand['name']}{' (chosen)' if cand is chosen else ''} | "
+          f"{cand['select_mean']:.1f} ± {cand['select_std']:.1f} |" for cand in candidates),
+    ]
+    print(write_results(out, summary, lines))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 6:
+        sys.exit(__doc__)
+    main(*sys.argv[1:])
