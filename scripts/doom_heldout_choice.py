@@ -17,7 +17,7 @@ from pathlib import Path
 
 from wm_fast.evaluate import evaluate
 from wm_fast.pipeline import load_config
-from wm_fast.provenance import write_results
+from wm_fast.provenance import git_commit, machine_description, write_results
 from wm_fast.storage import atomic_write_json, read_json
 
 EPISODES = 100
@@ -31,9 +31,12 @@ def score(run: Path, controller: Path, seed_start: int, out_json: Path) -> dict:
     cfg = load_config(run / "config.json")
     ev_cfg = dataclasses.replace(cfg.evaluate, episodes=EPISODES, seed_start=seed_start, video=False)
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    return evaluate(cfg.env, run / "vae" / "vae.pt", run / "rnn" / "rnn.pt", controller, ev_cfg,
-                    env_backend=ev_cfg.env_backend or cfg.env_backend, out_json=out_json, progress=False,
-                    timeout_s=cfg.real.rollout_timeout_s)
+    result = evaluate(cfg.env, run / "vae" / "vae.pt", run / "rnn" / "rnn.pt", controller, ev_cfg,
+                      env_backend=ev_cfg.env_backend or cfg.env_backend, progress=False,
+                      timeout_s=cfg.real.rollout_timeout_s)
+    result.update(commit=git_commit(), machine=machine_description(), controller=str(controller))
+    atomic_write_json(out_json, result)
+    return result
 
 
 def main(run_dir: str, select_seed: str, heldout_seed: str, out: str, command: str) -> None:

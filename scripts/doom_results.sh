@@ -183,6 +183,7 @@ random10k-tau)
   for ext in json md png; do cp "$P/sweep/temperature.$ext" "results/doom_temperature_random10k.$ext"; done
   $PY scripts/doom_heldout_choice.py "$P" 9200000 9300000 results/doom_random10k_heldout \
     "bash scripts/doom_results.sh random10k-tau $D"
+  $W export --run-dir "$P" --out results/doom_random10k  # now with sweep/ (every tau's C) and heldout/ (the scores)
   ;;
 temperature)
   TAUS=(--temperatures 0.1 0.5 1.0 1.15 1.3 --episodes 100 --seed-start 2000000 --quiet)
