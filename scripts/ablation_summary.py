@@ -68,6 +68,14 @@ def rows(root: Path) -> tuple[list[dict[str, Any]], list[str]]:
             f"evaluate-iterate-round{r}", row["dream_return"], steps, seconds, f"{row['new_episodes']} {notes[r]}")
     if not rounds:
         missing.append("+ C's own episodes (no iterate round)")
+    ft = root / "ablation_ft"
+    if (ft / "train-controller-dream-real.json").exists():
+        add("+ real fine-tune: the dream-only C as CMA-ES's start, 40 generations of 16 on EnvPool", ft,
+            "evaluate-dream-real", None, random_steps + _real_steps(ft / "controller_dream_real"),
+            _seconds(base, SHARED + ("train-rnn", "train-controller")) + _seconds(ft, ("train-controller-dream-real",)),
+            "the real-only row's budget, started from the dream-only C instead of zeros")
+    else:
+        missing.append("+ real fine-tune (not trained)")
     uncounted = progress(base / "controller_real")["uncounted_evals"]
     add("real only: CMA-ES on EnvPool, 40 generations of 16 (quick)", base, "evaluate-real", None,
         random_steps + _real_steps(base / "controller_real"),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The commands behind results/carracing_ablation.{json,md}: every row on the data, V and M of one quick
 # run (80 random-policy episodes), scored on the same 100 held-out gymnasium episodes (env seeds
-# 5,000,000-5,000,099, which no stage uses). Each command resumes after a kill.
+# 5,000,000-5,000,099, which no stage uses). Each command resumes after a kill; a finished score is kept.
 #
 #   bash scripts/carracing_ablation.sh [QUICK_RUN_DIR]   (default runs/quick: bash scripts/carracing_quick.sh makes it)
 set -euo pipefail
@@ -13,8 +13,8 @@ B=runs/ablation
 [ -d $B ] || { cp -r "$Q" $B; rm -f $B/evaluate*.json $B/evaluate*.gif; }
 
 # dream only, and real only (the quick preset's two controllers)
-$W evaluate --run-dir $B --controller dream "${SCORE[@]}"
-$W evaluate --run-dir $B --controller real "${SCORE[@]}"
+[ -f $B/evaluate-dream.json ] || $W evaluate --run-dir $B --controller dream "${SCORE[@]}"
+[ -f $B/evaluate-real.json ] || $W evaluate --run-dir $B --controller real "${SCORE[@]}"
 
 # + dropout dreams: M retrained with dropout 0.05 on the same latents, C in dreams with dropout 0.1
 D=runs/ablation_dropout
@@ -29,7 +29,16 @@ PY
 fi
 $W train-rnn --run-dir $D --quiet
 $W train-controller --run-dir $D --quiet
-$W evaluate --run-dir $D --controller dream "${SCORE[@]}"
+[ -f $D/evaluate-dream.json ] || $W evaluate --run-dir $D --controller dream "${SCORE[@]}"
+
+# + real fine-tune: the dream-only C above as CMA-ES's start on EnvPool, 40 generations of 16 (the real-only
+# row's budget) at the preset's fine-tune step size
+F=runs/ablation_ft
+if [ ! -d $F ]; then
+  mkdir -p $F && cp -r $B/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,train-controller.json,vae,rnn,controller} $F/
+fi
+$W train-controller --run-dir $F --mode dream-then-real --real.finetune-generations 40 --quiet
+[ -f $F/evaluate-dream-real.json ] || $W evaluate --run-dir $F --controller dream-real "${SCORE[@]}"
 
 # + C's own episodes: one iterate round collecting with the real-only C (+ noise), M continued on old + new
 # episodes, then C trained from zeros only in the new M's dream
