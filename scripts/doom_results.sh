@@ -30,6 +30,8 @@
 #                                                 # 9,200,000-099; results/doom_temperature_random10k.*; then the C
 #                                                 # best there (a sweep C or random10k's own) scored on 9,300,000-099:
 #                                                 # results/doom_random10k_heldout.{json,md}
+#   bash scripts/doom_results.sh random10k-pooled [D] # random10k's C on its four blocks of 100 (9,000,000 to
+#                                                 # 9,300,099) pooled; results/doom_random10k_pooled.{json,md}
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -55,7 +57,7 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
     edit_config "$src" "$dst" "$edit"
   fi
 }
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|temperature|m-sequence [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -185,6 +187,12 @@ random10k-tau)
     "bash scripts/doom_results.sh random10k-tau $D"
   $W export --run-dir "$P" --out results/doom_random10k  # now with sweep/ (every tau's C) and heldout/ (the scores)
   ;;
+random10k-pooled)
+  # restart 0's C (D_10k_r0) is the C that random10k chose (the same parameters)
+  $PY scripts/pool_scores.py results/doom_random10k_pooled "bash scripts/doom_results.sh random10k-pooled $D" \
+    "${D}_10k/evaluate.json" "${D}_10k_r0/evaluate-dream.json" "${D}_10k/heldout/select_own.json" \
+    "${D}_10k/heldout/heldout.json"
+  ;;
 temperature)
   TAUS=(--temperatures 0.1 0.5 1.0 1.15 1.3 --episodes 100 --seed-start 2000000 --quiet)
   $W sweep-temperature --run-dir "$D" "${TAUS[@]}"
@@ -206,5 +214,5 @@ m-sequence)
   $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
   $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
   ;;
-*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, temperature or m-sequence)" >&2; exit 2 ;;
+*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, temperature or m-sequence)" >&2; exit 2 ;;
 esac
