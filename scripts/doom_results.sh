@@ -32,6 +32,8 @@
 #                                                 # results/doom_random10k_heldout.{json,md}
 #   bash scripts/doom_results.sh random10k-pooled [D] # random10k's C on its four blocks of 100 (9,000,000 to
 #                                                 # 9,300,099) pooled; results/doom_random10k_pooled.{json,md}
+#   bash scripts/doom_results.sh random10k-m12 [D] # random10k's M continued to 12 epochs (copy D_10k_m12), C at tau
+#                                                 # 1.0, one CMA-ES run, scored on 9,400,000-099; results/doom_random10k_m12.*
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -57,7 +59,7 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
     edit_config "$src" "$dst" "$edit"
   fi
 }
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|temperature|m-sequence [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -187,6 +189,22 @@ random10k-tau)
     "bash scripts/doom_results.sh random10k-tau $D"
   $W export --run-dir "$P" --out results/doom_random10k  # now with sweep/ (every tau's C) and heldout/ (the scores)
   ;;
+random10k-m12)
+  # Named before it ran (session 10): M's loss was still falling after 6 epochs, so M is continued to 12 (constant
+  # learning rate: the same as 12 from the start); C as random10k's at tau 1.0 but one restart (time); the score on
+  # 9,400,000-099 is the result, whatever it is.
+  S=${D}_10k P=${D}_10k_m12
+  if [ ! -f "$P/config.json" ]; then
+    mkdir -p "$P" && cp -al "$S/latents" "$P"/ && cp -r "$S"/{collect.json,encode.json,train-vae.json,vae,rnn} "$P"/
+    edit_config "$S" "$P" 'c["rnn"]["epochs"] = 12; c["controller"]["restarts"] = 1; c["evaluate"]["seed_start"] = 9400000'
+  fi
+  $W train-rnn --run-dir "$P" --quiet
+  $W train-controller --run-dir "$P" --quiet
+  [ -f "$P/evaluate.json" ] || $W evaluate --run-dir "$P" --episodes 100 --seed-start 9400000 --no-video --quiet
+  $W summarize --run-dir "$P" --json-out results/doom_random10k_m12.json \
+    --command "bash scripts/doom_results.sh random10k-m12 $D"
+  $W export --run-dir "$P" --out results/doom_random10k_m12
+  ;;
 random10k-pooled)
   # restart 0's C (D_10k_r0) is the C that random10k chose (the same parameters)
   $PY scripts/pool_scores.py results/doom_random10k_pooled "bash scripts/doom_results.sh random10k-pooled $D" \
@@ -214,5 +232,5 @@ m-sequence)
   $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
   $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
   ;;
-*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, temperature or m-sequence)" >&2; exit 2 ;;
+*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, temperature or m-sequence)" >&2; exit 2 ;;
 esac
