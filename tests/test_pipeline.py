@@ -67,6 +67,21 @@ def test_rerunning_a_finished_stage_command_keeps_its_record(tiny_run):
         assert (run_dir / f"{stage}.json").read_text() == records[stage]
 
 
+def test_rerun_keeps_a_record_written_before_newer_fields(tiny_run, tmp_path):
+    """A record from before a config field and a metric existed is still a finished stage: its seconds stay."""
+    import shutil
+
+    run_dir = shutil.copytree(tiny_run[0], tmp_path / "D")
+    path = run_dir / "train-controller.json"
+    record = json.loads(path.read_text())
+    del record["config"]["controller"]["dream_dropout"], record["metrics"]["evaluator"]
+    record["seconds"] = 1234.5
+    path.write_text(json.dumps(record))
+    proc = wm_fast("train-controller", "--run-dir", "D", "--quiet", cwd=run_dir.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(path.read_text())["seconds"] == 1234.5
+
+
 def test_evaluate_command_with_other_seeds(tiny_run):
     run_dir, _ = tiny_run
     proc = wm_fast("evaluate", "--run-dir", "D", "--episodes", "1", "--seed-start", "777",

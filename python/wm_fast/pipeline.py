@@ -223,7 +223,8 @@ class Run:
 
     def _rerun_did_nothing(self, stage: str, config: dict[str, Any], metrics: dict[str, Any]) -> bool:
         """True when `stage` was already complete with this config and the call's metrics equal the record's
-        (but for the per-call `seconds_this_call`): a rerun of a finished training stage did no work."""
+        (but for the per-call `seconds_this_call`): a rerun of a finished training stage did no work.
+        A record written before a config field or metric existed counts as equal on what it holds."""
         path = self.stage_file(stage)
         if not path.exists():
             return False
@@ -232,8 +233,11 @@ class Run:
         def as_written(d: dict[str, Any]) -> Any:  # as the record's JSON holds it, less the per-call field
             return json.loads(dumps_json({k: v for k, v in d.items() if k != "seconds_this_call"}))
 
-        return (old.get("complete") is True and old.get("config") == as_written(config)
-                and as_written(old.get("metrics", {})) == as_written(metrics))
+        now_config, now_metrics = as_written(config), as_written(metrics)
+        old_config = with_new_fields(old.get("config", {}), now_config, PipelineConfig().to_dict())
+        old_metrics = as_written(old.get("metrics", {}))
+        return (old.get("complete") is True and old_config == now_config
+                and old_metrics == {k: v for k, v in now_metrics.items() if k in old_metrics})
 
     def require(self, what: Path | dict, description: str, stage: str) -> None:
         """Raise MissingStageError unless `what` (a path, or a dict of found files) exists / is non-empty:
