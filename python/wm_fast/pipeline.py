@@ -82,6 +82,11 @@ def _stage_config(cfg: PipelineConfig, stage: str) -> dict[str, Any]:
     return out
 
 
+def _recorded_config(record: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """The stage config `record` was made with, with the fields added since (those in `now`) at their defaults."""
+    return with_new_fields(record.get("config", {}), now, PipelineConfig().to_dict())
+
+
 class Run:
     """One run directory and the stages that fill it (see module docstring).
 
@@ -195,7 +200,7 @@ class Run:
             return False
         record = read_json(path)
         now = _stage_config(self.cfg, stage)
-        recorded = with_new_fields(record.get("config", {}), now, PipelineConfig().to_dict())
+        recorded = _recorded_config(record, now)
         if stage.startswith("evaluate") and config_diff(recorded, now):
             return False  # evaluation settings changed: evaluate again, nothing downstream depends on it
         refuse_changed(recorded, now, f"stage {stage} in {self.dir}",
@@ -234,9 +239,8 @@ class Run:
             return json.loads(dumps_json({k: v for k, v in d.items() if k != "seconds_this_call"}))
 
         now_config, now_metrics = as_written(config), as_written(metrics)
-        old_config = with_new_fields(old.get("config", {}), now_config, PipelineConfig().to_dict())
         old_metrics = as_written(old.get("metrics", {}))
-        return (old.get("complete") is True and old_config == now_config
+        return (old.get("complete") is True and _recorded_config(old, now_config) == now_config
                 and old_metrics == {k: v for k, v in now_metrics.items() if k in old_metrics})
 
     def require(self, what: Path | dict, description: str, stage: str) -> None:
