@@ -16,34 +16,35 @@ import sys
 from pathlib import Path
 
 from wm_fast.evaluate import evaluate
-from wm_fast.pipeline import load_config
+from wm_fast.pipeline import Run, load_config
 from wm_fast.provenance import git_commit, machine_description, write_results
 from wm_fast.storage import atomic_write_json, read_json
 
 EPISODES = 100
 
 
-def score(run: Path, controller: Path, seed_start: int, out_json: Path) -> dict:
-    """C's real score on EPISODES episodes from `seed_start` (reused from out_json when its seeds match)."""
-    seeds = [seed_start + i for i in range(EPISODES)]
-    if out_json.exists() and read_json(out_json).get("seeds") == seeds:
-        return read_json(out_json)
-    cfg = load_config(run / "config.json")
-    ev_cfg = dataclasses.replace(cfg.evaluate, episodes=EPISODES, seed_start=seed_start, video=False)
+def score(run: Run, controller: Path, seed_start: int, out_json: Path) -> dict:
+    """C's real score, with the run's V and M, on EPISODES episodes from `seed_start` (reused from out_json
+    when its seeds match)."""
+    kept = read_json(out_json) if out_json.exists() else {}
+    if kept.get("seeds") == [seed_start + i for i in range(EPISODES)]:
+        return kept
+    ev_cfg = dataclasses.replace(run.cfg.evaluate, episodes=EPISODES, seed_start=seed_start, video=False)
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    result = evaluate(cfg.env, run / "vae" / "vae.pt", run / "rnn" / "rnn.pt", controller, ev_cfg,
-                      env_backend=ev_cfg.env_backend or cfg.env_backend, progress=False,
-                      timeout_s=cfg.real.rollout_timeout_s)
+    result = evaluate(run.cfg.env, run.v_path(), run.rnn_path, controller, ev_cfg,
+                      env_backend=ev_cfg.env_backend or run.cfg.env_backend, progress=False,
+                      timeout_s=run.cfg.real.rollout_timeout_s)
     result.update(commit=git_commit(), machine=machine_description(), controller=str(controller))
     atomic_write_json(out_json, result)
     return result
 
 
 def main(run_dir: str, select_seed: str, heldout_seed: str, out: str, command: str) -> None:
-    run, select, heldout = Path(run_dir), int(select_seed), int(heldout_seed)
+    select, heldout = int(select_seed), int(heldout_seed)
+    run = Run(run_dir, load_config(Path(run_dir) / "config.json"), progress=False, save_config=False)
     select_seeds = [select + i for i in range(EPISODES)]
     candidates = []
-    for tau_dir in sorted((run / "sweep").glob("tau_*")):
+    for tau_dir in sorted((run.dir / "sweep").glob("tau_*")):
         ev = read_json(tau_dir / "evaluate.json")
         if ev.get("seeds") != select_seeds:
             sys.exit(f"{tau_dir}/evaluate.json is not on env seeds {select:,}-{select + EPISODES - 1:,}")
@@ -52,18 +53,18 @@ def main(run_dir: str, select_seed: str, heldout_seed: str, out: str, command: s
                                    f"({settings['popsize']} x {settings['rollouts']} dreams)",
                            "controller": str(tau_dir / "controller" / "controller.pt"),
                            "select_mean": ev["mean"], "select_std": ev["std"]})
-    c = load_config(run / "config.json").controller
-    own = score(run, run / "controller" / "controller.pt", select, run / "heldout" / "select_own.json")
+    c = run.cfg.controller
+    own = score(run, run.controller_path, select, run.dir / "heldout" / "select_own.json")
     candidates.append({"name": f"the run's C: tau {c.temperature:g} ({c.popsize} x {c.rollouts} dreams, "
                                f"{c.generations} generations, {c.restarts} restarts)",
-                       "controller": str(run / "controller" / "controller.pt"),
+                       "controller": str(run.controller_path),
                        "select_mean": own["mean"], "select_std": own["std"]})
     chosen = max(candidates, key=lambda cand: cand["select_mean"])
-    chosen_path = run / "heldout" / "chosen.json"
+    chosen_path = run.dir / "heldout" / "chosen.json"
     if chosen_path.exists() and read_json(chosen_path)["controller"] != chosen["controller"]:
         sys.exit(f"{chosen_path} names another C than {chosen['controller']}; the held-out block is spent")
     atomic_write_json(chosen_path, {"controller": chosen["controller"], "name": chosen["name"]})
-    held = score(run, Path(chosen["controller"]), heldout, run / "heldout" / "heldout.json")
+    held = score(run, Path(chosen["controller"]), heldout, run.dir / "heldout" / "heldout.json")
     summary = {"command": command, "commit": held["commit"], "machine": held["machine"],
                "select_seeds": [select, select + EPISODES - 1], "heldout_seeds": [heldout, heldout + EPISODES - 1],
                "candidates": candidates, "chosen": chosen["name"], "chosen_controller": chosen["controller"],
