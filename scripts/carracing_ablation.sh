@@ -8,13 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 Q=${1:-runs/quick}
 W=.venv/bin/wm-fast
-SCORE=(--episodes 100 --seed-start 5000000 --no-video --quiet)
+score() {  # score RUN CONTROLLER: C on the 100 held-out episodes into RUN/evaluate-CONTROLLER.json, unless done
+  [ -f "$1/evaluate-$2.json" ] || $W evaluate --run-dir "$1" --controller "$2" --episodes 100 --seed-start 5000000 \
+    --no-video --quiet
+}
 B=runs/ablation
 [ -d $B ] || { cp -r "$Q" $B; rm -f $B/evaluate*.json $B/evaluate*.gif; }
 
 # dream only, and real only (the quick preset's two controllers)
-[ -f $B/evaluate-dream.json ] || $W evaluate --run-dir $B --controller dream "${SCORE[@]}"
-[ -f $B/evaluate-real.json ] || $W evaluate --run-dir $B --controller real "${SCORE[@]}"
+score $B dream
+score $B real
 
 # + dropout dreams: M retrained with dropout 0.05 on the same latents, C in dreams with dropout 0.1
 D=runs/ablation_dropout
@@ -29,7 +32,7 @@ PY
 fi
 $W train-rnn --run-dir $D --quiet
 $W train-controller --run-dir $D --quiet
-[ -f $D/evaluate-dream.json ] || $W evaluate --run-dir $D --controller dream "${SCORE[@]}"
+score $D dream
 
 # + real fine-tune: the dream-only C above as CMA-ES's start on EnvPool, 40 generations of 16 (the real-only
 # row's budget) at the preset's fine-tune step size
@@ -38,7 +41,7 @@ if [ ! -d $F ]; then
   mkdir -p $F && cp -r $B/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,train-controller.json,vae,rnn,controller} $F/
 fi
 $W train-controller --run-dir $F --mode dream-then-real --real.finetune-generations 40 --quiet
-[ -f $F/evaluate-dream-real.json ] || $W evaluate --run-dir $F --controller dream-real "${SCORE[@]}"
+score $F dream-real
 
 # + C's own episodes: one iterate round collecting with the real-only C (+ noise), M continued on old + new
 # episodes, then C trained from zeros only in the new M's dream
@@ -48,7 +51,7 @@ I=runs/ablation_iter
 for r in 1 2; do
   $W iterate --run-dir $I --rounds $r --start real --controller-from zeros --episodes 60 --noise 0.1 --spread-noise \
     --rnn-epochs 20 --generations 60 --eval-episodes 20 --quiet
-  [ -f $I/evaluate-iterate-round$r.json ] || { $W evaluate --run-dir $I --controller iterate "${SCORE[@]}";
+  [ -f $I/evaluate-iterate-round$r.json ] || { rm -f $I/evaluate-iterate.json; score $I iterate;
                                                cp $I/evaluate-iterate.json $I/evaluate-iterate-round$r.json; }
 done
 
