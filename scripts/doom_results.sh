@@ -49,13 +49,15 @@ edit_config() {  # edit_config SRC DST EDIT: DST/config.json = SRC/config.json w
   $PY -c 'import json, sys; c = json.load(open(sys.argv[1])); exec(sys.argv[3]); json.dump(c, open(sys.argv[2], "w"), indent=1)' \
     "$1/config.json" "$2/config.json" "$3"
 }
-derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents (and FILEs) with config edits;
-            # EDIT is Python run on the config dict `c`; an existing DST is left as it is (resume)
+derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents (hard links: latent files are
+            # replaced atomically, never written in place) and FILEs, with config edits; EDIT is Python run on
+            # the config dict `c`; an existing DST is left as it is (resume)
   local src=$1 dst=$2 edit=$3 extra=()
   shift 3
   for f in "$@"; do extra+=("$src/$f"); done
   if [ ! -f "$dst/config.json" ]; then
-    mkdir -p "$dst" && cp -r "$src"/{collect.json,train-vae.json,encode.json,vae,latents} "${extra[@]}" "$dst"/
+    mkdir -p "$dst" && cp -al "$src/latents" "$dst"/
+    cp -r "$src"/{collect.json,train-vae.json,encode.json,vae} "${extra[@]}" "$dst"/
     edit_config "$src" "$dst" "$edit"
   fi
 }
@@ -193,11 +195,9 @@ random10k-m12)
   # Named before it ran (session 10): M's loss was still falling after 6 epochs, so M is continued to 12 (constant
   # learning rate: the same as 12 from the start); C as random10k's at tau 1.0 but one restart (time); the score on
   # 9,400,000-099 is the result, whatever it is.
-  S=${D}_10k P=${D}_10k_m12
-  if [ ! -f "$P/config.json" ]; then
-    mkdir -p "$P" && cp -al "$S/latents" "$P"/ && cp -r "$S"/{collect.json,encode.json,train-vae.json,vae,rnn} "$P"/
-    edit_config "$S" "$P" 'c["rnn"]["epochs"] = 12; c["controller"]["restarts"] = 1; c["evaluate"]["seed_start"] = 9400000'
-  fi
+  P=${D}_10k_m12
+  derive "${D}_10k" "$P" 'c["rnn"]["epochs"] = 12; c["controller"]["restarts"] = 1; c["evaluate"]["seed_start"] = 9400000' \
+    rnn
   $W train-rnn --run-dir "$P" --quiet
   $W train-controller --run-dir "$P" --quiet
   [ -f "$P/evaluate.json" ] || $W evaluate --run-dir "$P" --episodes 100 --seed-start 9400000 --no-video --quiet
