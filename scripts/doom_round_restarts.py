@@ -15,7 +15,6 @@ from pathlib import Path
 def main(run_dir: str, round_number: str, out: str, *seeds: str) -> None:
     from wm_fast.config import EvalConfig
     from wm_fast.es import load_controller, train_controller
-    from wm_fast.evaluate import evaluate
     from wm_fast.pipeline import Run
     from wm_fast.provenance import git_commit, machine_description, write_results
     from wm_fast.storage import read_json
@@ -34,8 +33,7 @@ def main(run_dir: str, round_number: str, out: str, *seeds: str) -> None:
         ev = dream.with_config(cfg)
         c_dir = Path(run_dir) / "restarts" / f"round_{r:03d}" / f"seed_{seed}"
         metrics = train_controller(ev, ev.n_params, c_dir, cfg, progress=False)
-        real = evaluate(run.cfg.env, run.vae_path, folder / "rnn" / "rnn.pt", c_dir / "controller.pt", ecfg,
-                        progress=False, out_json=None)
+        real = run.score(c_dir / "controller.pt", ecfg, rnn_path=folder / "rnn" / "rnn.pt")
         same = bool((load_controller(c_dir / "controller.pt") == load_controller(folder / "controller" /
                                                                                   "controller.pt")).all())
         rows.append({"seed": seed, "dream": metrics["best_eval_return"], "real_mean": real["mean"],

@@ -235,7 +235,6 @@ def _controller(run: "Run", r: int, cur: dict[str, Path], latents: Path) -> dict
 
 def _evaluate(run: "Run", r: int, vae: Path | None) -> dict[str, Any]:
     from .config import EvalConfig
-    from .evaluate import evaluate
 
     folder = round_dir(run, r)
     seed_start = run.cfg.iterate.eval_seed_start
@@ -243,9 +242,7 @@ def _evaluate(run: "Run", r: int, vae: Path | None) -> dict[str, Any]:
                      seed_start=run.cfg.evaluate.seed_start if seed_start is None else seed_start,
                      max_steps=run.cfg.evaluate.max_steps, video=False, workers=run.cfg.evaluate.workers,
                      envs_per_worker=run.cfg.evaluate.envs_per_worker)
-    return evaluate(run.cfg.env, vae, folder / "rnn" / "rnn.pt", folder / "controller" / "controller.pt", cfg,
-                    env_backend=run.cfg.env_backend, out_json=None, progress=run.progress,
-                    timeout_s=run.cfg.real.rollout_timeout_s)
+    return run.score(folder / "controller" / "controller.pt", cfg, rnn_path=folder / "rnn" / "rnn.pt", vae_path=vae)
 
 
 def iterate(run: "Run", rounds: int) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from .shards import list_episodes
 from .storage import MissingStageError, WmFastError, atomic_write_json, dumps_json, read_json
 
 if TYPE_CHECKING:
+    from .config import EvalConfig
     from .es import DreamEvaluator
 
 IDENTITY_V = "state observations: V is the identity (z is the env's normalized state), nothing to train or encode"
@@ -415,24 +416,31 @@ class Run:
         metrics["env_backend"] = rc.env_backend or self.cfg.env_backend
         return metrics
 
+    def score(self, controller_path: Path | str, cfg: "EvalConfig", rnn_path: Path | str | None = None,
+              vae_path: Path | None = None, out_json: Path | str | None = None,
+              video_path: Path | str | None = None) -> dict[str, Any]:
+        """C at `controller_path` in the real env with this run's V and M (or `vae_path`, `rnn_path`):
+        `cfg.episodes` episodes from `cfg.seed_start` on cfg's env backend (default the run's). See
+        `evaluate.evaluate` for the result; `out_json` and `video_path` are written when given."""
+        from .evaluate import evaluate
+
+        return evaluate(self.cfg.env, self.v_path(vae_path), rnn_path or self.rnn_path, controller_path, cfg,
+                        env_backend=cfg.env_backend or self.cfg.env_backend, out_json=out_json,
+                        video_path=video_path, progress=self.progress, timeout_s=self.cfg.real.rollout_timeout_s)
+
     def evaluate(self, controller: str = "latest") -> dict[str, Any]:
         """C with V and M in the real environment → D/evaluate.json and a GIF.
 
         controller: which one (see `controller_models`); "latest" (the default) writes
         D/evaluate.json and .gif, any other name D/evaluate-<controller>.json and .gif.
         """
-        from .evaluate import evaluate
-
         models = self.controller_models(controller)
         stage = "evaluate" if controller == "latest" else f"evaluate-{controller}"
         self.require(models["controller"], f"a trained controller at {models['controller']}", stage)
 
         def score() -> dict[str, Any]:
-            result = evaluate(
-                self.cfg.env, models["vae"], models["rnn"], models["controller"], self.cfg.evaluate,
-                env_backend=self.cfg.evaluate.env_backend or self.cfg.env_backend,
-                out_json=None, video_path=self.dir / f"{stage}.gif",
-                progress=self.progress, timeout_s=self.cfg.real.rollout_timeout_s)
+            result = self.score(models["controller"], self.cfg.evaluate, rnn_path=models["rnn"],
+                                vae_path=models["vae"], video_path=self.dir / f"{stage}.gif")
             return {**result, "controller": models["name"], "controller_file": str(models["controller"])}
 
         return self._record(stage, score)

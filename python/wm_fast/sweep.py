@@ -70,7 +70,6 @@ def temperature_sweep(run: "Run", temperatures: Sequence[float], episodes: int, 
     "episodes", "generations", "cma_wall_s", "real_seconds"}], "random": {...}, "seeds": [first, last], ...}.
     """
     from .es import train_controller
-    from .evaluate import evaluate
 
     if not temperatures or any(not t > 0 for t in temperatures):
         raise ConfigError(f"temperatures must be positive numbers, got {list(temperatures)}")
@@ -96,9 +95,7 @@ def temperature_sweep(run: "Run", temperatures: Sequence[float], episodes: int, 
         score = read_json(score_path) if score_path.exists() else None
         if score is None or score.get("seeds") != seeds:
             log(f"[wm-fast] sweep: tau {tau:g}: scoring on {episodes} real episodes from seed {seed_start}")
-            score = evaluate(run.cfg.env, run.v_path(), run.rnn_path, out / "controller" / "controller.pt", ev_cfg,
-                             env_backend=ev_cfg.env_backend or run.cfg.env_backend, out_json=score_path,
-                             progress=run.progress, timeout_s=run.cfg.real.rollout_timeout_s)
+            score = run.score(out / "controller" / "controller.pt", ev_cfg, out_json=score_path)
         rows.append({"temperature": float(tau), "dream_dropout": cfg.dream_dropout,
                      "dream": metrics["best_eval_return"], "real_mean": score["mean"], "real_std": score["std"],
                      "episodes": episodes, "generations": cfg.generations,
