@@ -1,12 +1,13 @@
 """Choose one dream-trained C on a selection block of real episodes, then score it once on a held-out block.
 
-    python scripts/doom_heldout_choice.py RUN_DIR SELECT_SEED HELDOUT_SEED OUT COMMAND
+    python scripts/doom_heldout_choice.py RUN_DIR SELECT_SEED HELDOUT_SEED OUT COMMAND [OTHER_RUN_DIR ...]
 
 Candidates: every C of RUN_DIR's temperature sweep (RUN_DIR/sweep/tau_*/controller, already scored by the
-sweep on the 100 episodes from SELECT_SEED) and the run's own dream C (RUN_DIR/controller, scored here on the
-same episodes). The candidate with the best real mean there is scored on the 100 episodes from HELDOUT_SEED,
-which nothing else uses; that score is the result, whatever it is. Scores are kept in RUN_DIR/heldout/ (a rerun
-reuses them). Writes OUT.json and OUT.md (results/ format: command, commit, machine).
+sweep on the 100 episodes from SELECT_SEED), the run's own dream C (RUN_DIR/controller) and each OTHER_RUN_DIR's
+dream C with that run's V and M (both scored here on the same episodes). The candidate with the best real mean
+there is scored on the 100 episodes from HELDOUT_SEED, which nothing else uses; that score is the result,
+whatever it is. Scores are kept in RUN_DIR/heldout/ (a rerun reuses them). Writes OUT.json and OUT.md
+(results/ format: command, commit, machine).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from wm_fast.evaluate import evaluate
 from wm_fast.pipeline import Run, load_config
 from wm_fast.provenance import git_commit, machine_description, write_results
 from wm_fast.storage import atomic_write_json, read_json
@@ -31,15 +31,21 @@ def score(run: Run, controller: Path, seed_start: int, out_json: Path) -> dict:
         return kept
     ev_cfg = dataclasses.replace(run.cfg.evaluate, episodes=EPISODES, seed_start=seed_start, video=False)
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    result = evaluate(run.cfg.env, run.v_path(), run.rnn_path, controller, ev_cfg,
-                      env_backend=ev_cfg.env_backend or run.cfg.env_backend, progress=False,
-                      timeout_s=run.cfg.real.rollout_timeout_s)
+    result = run.score(controller, ev_cfg)
     result.update(commit=git_commit(), machine=machine_description(), controller=str(controller))
     atomic_write_json(out_json, result)
     return result
 
 
-def main(run_dir: str, select_seed: str, heldout_seed: str, out: str, command: str) -> None:
+def describe(run: Run) -> str:
+    """A run's dream C in words: its dream settings and CMA-ES budget."""
+    c = run.cfg.controller
+    threshold = "" if c.done_threshold == 0.5 else f", done threshold {c.done_threshold:g}"
+    return (f"tau {c.temperature:g}{threshold} ({c.popsize} x {c.rollouts} dreams, {c.generations} generations, "
+            f"{c.restarts} restart{'s' if c.restarts > 1 else ''})")
+
+
+def main(run_dir: str, select_seed: str, heldout_seed: str, out: str, command: str, *others: str) -> None:
     select, heldout = int(select_seed), int(heldout_seed)
     run = Run(run_dir, load_config(Path(run_dir) / "config.json"), progress=False, save_config=False)
     select_seeds = [select + i for i in range(EPISODES)]
@@ -52,19 +58,25 @@ def main(run_dir: str, select_seed: str, heldout_seed: str, out: str, command: s
         candidates.append({"name": f"sweep tau {settings['temperature']:g} "
                                    f"({settings['popsize']} x {settings['rollouts']} dreams)",
                            "controller": str(tau_dir / "controller" / "controller.pt"),
+                           "run_dir": str(run.dir),
                            "select_mean": ev["mean"], "select_std": ev["std"]})
-    c = run.cfg.controller
     own = score(run, run.controller_path, select, run.dir / "heldout" / "select_own.json")
-    candidates.append({"name": f"the run's C: tau {c.temperature:g} ({c.popsize} x {c.rollouts} dreams, "
-                               f"{c.generations} generations, {c.restarts} restarts)",
-                       "controller": str(run.controller_path),
-                       "select_mean": own["mean"], "select_std": own["std"]})
+    candidates.append({"name": f"the run's C: {describe(run)}", "controller": str(run.controller_path),
+                       "run_dir": str(run.dir), "select_mean": own["mean"], "select_std": own["std"]})
+    for other_dir in others:
+        other = Run(other_dir, load_config(Path(other_dir) / "config.json"), progress=False, save_config=False)
+        ev = score(other, other.controller_path, select, run.dir / "heldout" / f"select_{other.dir.name}.json")
+        candidates.append({"name": f"{other.dir.name}'s C: {describe(other)}",
+                           "controller": str(other.controller_path), "run_dir": str(other.dir),
+                           "select_mean": ev["mean"], "select_std": ev["std"]})
     chosen = max(candidates, key=lambda cand: cand["select_mean"])
+    chosen_run = run if chosen["run_dir"] == str(run.dir) else Run(
+        chosen["run_dir"], load_config(Path(chosen["run_dir"]) / "config.json"), progress=False, save_config=False)
     chosen_path = run.dir / "heldout" / "chosen.json"
     if chosen_path.exists() and read_json(chosen_path)["controller"] != chosen["controller"]:
         sys.exit(f"{chosen_path} names another C than {chosen['controller']}; the held-out block is spent")
     atomic_write_json(chosen_path, {"controller": chosen["controller"], "name": chosen["name"]})
-    held = score(run, Path(chosen["controller"]), heldout, run.dir / "heldout" / "heldout.json")
+    held = score(chosen_run, Path(chosen["controller"]), heldout, run.dir / "heldout" / "heldout.json")
     summary = {"command": command, "commit": held["commit"], "machine": held["machine"],
                "select_seeds": [select, select + EPISODES - 1], "heldout_seeds": [heldout, heldout + EPISODES - 1],
                "candidates": candidates, "chosen": chosen["name"], "chosen_controller": chosen["controller"],
@@ -86,6 +98,6 @@ def main(run_dir: str, select_seed: str, heldout_seed: str, out: str, command: s
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 6:
+    if len(sys.argv) < 6:
         sys.exit(__doc__)
     main(*sys.argv[1:])

@@ -34,6 +34,16 @@
 #                                                 # 9,300,099) pooled; results/doom_random10k_pooled.{json,md}
 #   bash scripts/doom_results.sh random10k-m12 [D] # random10k's M continued to 12 epochs (copy D_10k_m12), C at tau
 #                                                 # 1.0, one CMA-ES run, scored on 9,400,000-099; results/doom_random10k_m12.*
+#   bash scripts/doom_results.sh random10k-base [D] # a new machine without D_10k's 10,000 episodes: results/
+#                                                 # doom_random10k's V, M and C (D_10k_base) with a start pool of the
+#                                                 # first frames of random episodes on env seeds 0-999 (collected again
+#                                                 # in D_10k_pool: collection seeds, the pool's first 1,000)
+#   bash scripts/doom_results.sh random10k-calibration [D] # how long the random policy lives in that dream against
+#                                                 # the game, per tau and done threshold; results/doom_dream_calibration.*
+#   bash scripts/doom_results.sh random10k-threshold [D] # Cs from zeros in that dream at done thresholds 0.25 and
+#                                                 # 0.1 (D_10k_thr025, D_10k_thr01) and random10k's C, chosen on
+#                                                 # 9,500,000-099, the chosen scored on 9,600,000-099;
+#                                                 # results/doom_random10k_threshold.{json,md} and folder
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -61,7 +71,7 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
     edit_config "$src" "$dst" "$edit"
   fi
 }
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|temperature|m-sequence [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -205,6 +215,43 @@ random10k-m12)
     --command "bash scripts/doom_results.sh random10k-m12 $D"
   $W export --run-dir "$P" --out results/doom_random10k_m12
   ;;
+random10k-base)
+  S=${D}_10k_pool P=${D}_10k_base
+  if [ ! -f "$S/config.json" ]; then
+    mkdir -p "$S" && cp -r results/doom_random10k/{train-vae.json,vae} "$S"/
+    edit_config results/doom_random10k "$S" 'c["collect"]["episodes"] = 1000'
+  fi
+  [ -f "$S/encode.json" ] || { $W collect --run-dir "$S" --quiet && $W encode --run-dir "$S" --quiet; }
+  if [ ! -f "$P/config.json" ]; then
+    mkdir -p "$P" && cp -al "$S/latents" "$P"/
+    cp -r results/doom_random10k/{config.json,vae,rnn,controller,collect.json,encode.json,train-vae.json,train-rnn.json} "$P"/
+    cp results/doom_random10k/train-controller.json "$P"/
+  fi
+  ;;
+random10k-calibration)
+  $PY scripts/doom_dream_calibration.py "${D}_10k_base" results/doom_dream_calibration \
+    "bash scripts/doom_results.sh random10k-calibration $D"
+  ;;
+random10k-threshold)
+  # Named before it ran (session 11), after results/doom_dream_calibration.md (collection data only): the random
+  # policy dies sooner in this dream than in the game (210 against 328 steps), but random10k's C lives 1,764 steps
+  # at done threshold 0.5 and 951 at 0.1: it spends its dreams where M gives death a 10-50 % chance a step, which
+  # the threshold 0.5 forgives. Cs from zeros at tau 1.0 with done thresholds 0.25 and 0.1 (one CMA-ES run each,
+  # 64 x 16, 50 generations) and random10k's own C are scored on 9,500,000-099; the best there is scored once on
+  # 9,600,000-099, and that score is the result, whatever it is.
+  B=${D}_10k_base
+  for thr in 025 01; do
+    derive "$B" "${D}_10k_thr$thr" "c['controller'].update(done_threshold=0.${thr#0}, restarts=1)" rnn train-rnn.json
+    $W train-controller --run-dir "${D}_10k_thr$thr" --quiet
+  done
+  O=results/doom_random10k_threshold
+  $PY scripts/doom_heldout_choice.py "$B" 9500000 9600000 $O "bash scripts/doom_results.sh random10k-threshold $D" \
+    "${D}_10k_thr025" "${D}_10k_thr01"
+  for thr in 025 01; do  # each C and its CMA-ES record; V and M are results/doom_random10k's
+    mkdir -p $O/thr$thr && cp -r "${D}_10k_thr$thr"/{config.json,train-controller.json,controller} $O/thr$thr/
+  done
+  cp -r "$B/heldout" $O/
+  ;;
 random10k-pooled)
   # restart 0's C (D_10k_r0) is the C that random10k chose (the same parameters)
   $PY scripts/pool_scores.py results/doom_random10k_pooled "bash scripts/doom_results.sh random10k-pooled $D" \
@@ -232,5 +279,5 @@ m-sequence)
   $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
   $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
   ;;
-*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, temperature or m-sequence)" >&2; exit 2 ;;
+*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, temperature or m-sequence)" >&2; exit 2 ;;
 esac
