@@ -9,6 +9,7 @@ import torch
 from wm_fast.config import RNNConfig
 from wm_fast.m_quality import describe, m_quality, split_holdout
 from wm_fast.mdnrnn import MDNRNN
+from wm_fast.sequences import LatentEpisodes, smooth_rewards
 from wm_fast.shards import save_latents
 
 
@@ -80,3 +81,45 @@ def test_train_rnn_reports_quality_on_its_held_out_episodes(tmp_path):
     m = train_rnn(files, tmp_path / "rnn", cfg, action_dim=3, progress=False, device="cpu")
     assert m["quality_on"] == "held-out" and m["quality_episodes"] == 2 and m["train_episodes"] == 2
     assert m["quality_ends"] == 2 and np.isfinite(m["quality_z_nll"])
+
+
+def test_smoothed_rewards_of_a_hand_made_episode():
+    """target_t = mean of r_t .. r_{t+k-1} (zero past the end): each tile's reward is spread over the k steps
+    before it, and the sum survives but for the first steps' shares."""
+    r = np.array([0.0, 0.0, 6.0, 0.0, 3.0], np.float32)
+    assert np.allclose(smooth_rewards(r, 1), r)
+    assert np.allclose(smooth_rewards(r, 3), [2.0, 2.0, 3.0, 1.0, 1.0])
+    assert smooth_rewards(r, 3).sum() == pytest.approx(r.sum() + 0.0)  # no reward in the first k-1 steps
+    assert np.allclose(smooth_rewards(np.array([3.0, 0, 0], np.float32), 3), [1.0, 0, 0])  # r_0 keeps 1/k
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        smooth_rewards(r, 0)
+
+
+def test_quality_with_smoothing_scores_the_smoothed_target_on_the_tile_steps(tmp_path):
+    """With reward smoothing M is measured against the target it was trained on; steps still split by the
+    env's reward (a tile step stays a tile step)."""
+    z = [np.zeros((4, 2))]
+    files = episodes(tmp_path, z, [[0.0, 0.0, 3.0]], [[0, 0, 1]])
+    q = m_quality(constant_m(reward=1.0, done_logit=-2.0), files, reward_smoothing=3)  # targets 1, 1, 1
+    assert q["reward_steps_pos"] == 1 and q["reward_mse_pos"] == pytest.approx(0.0)
+    assert q["reward_mse_rest"] == pytest.approx(0.0)
+    raw = m_quality(constant_m(reward=1.0, done_logit=-2.0), files)
+    assert raw["reward_mse_pos"] == pytest.approx(4.0) and raw["reward_mse_rest"] == pytest.approx(1.0)
+    batch = LatentEpisodes(files, reward_smoothing=3).gather(np.array([[0, 0, 3]]))
+    assert torch.allclose(batch.rewards[:, 0], torch.ones(3))
+    assert torch.allclose(batch.raw_rewards[:, 0], torch.tensor([0.0, 0.0, 3.0]))
+
+
+def test_train_rnn_fits_the_smoothed_reward_when_asked(tmp_path):
+    """Rewards 4 on every 4th step: their 4-step mean is 1 nearly everywhere (E[target^2] ~ 1), the raw reward
+    has E[r^2] = 4; the same M, seed and batches see the smaller error with smoothing on."""
+    from wm_fast.train_rnn import train_rnn
+
+    rng = np.random.default_rng(0)
+    z = [rng.normal(size=(17, 2)) for _ in range(4)]
+    files = episodes(tmp_path, z, [[0.0, 0.0, 0.0, 4.0] * 4] * 4, [[0] * 15 + [1]] * 4)
+    mse = {}
+    for k in (1, 4):
+        cfg = RNNConfig(hidden=4, n_gaussians=2, seq_len=16, batch_size=2, epochs=1, reward_smoothing=k)
+        mse[k] = train_rnn(files, tmp_path / f"rnn{k}", cfg, action_dim=3, progress=False, device="cpu")["reward_mse"]
+    assert mse[4] < 0.5 * mse[1]

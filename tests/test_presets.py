@@ -60,6 +60,7 @@ def test_doom_headline_continues_a_quick_run_and_chooses_rounds_on_seeds_of_thei
     ("controller", "done_threshold", 1.5, r"controller.done_threshold must be in \(0, 1\)"),
     ("controller", "temperature", 0.0, "controller.temperature must be positive"),
     ("controller", "restarts", 0, "controller.restarts must be positive"),
+    ("rnn", "reward_smoothing", 0, "rnn.reward_smoothing must be positive"),
     ("real", "popsize", 1, "real.popsize must be at least 2"),
     ("real", "patience", -1, "real.patience must be non-negative"),
     ("real", "run_mode", "dreamy", "real.run_mode must be off, real or dream-then-real"),

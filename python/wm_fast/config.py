@@ -88,6 +88,9 @@ class RNNConfig:
     """Gradient-norm clip."""
     reward_weight: float = 1.0
     """Weight of the reward MSE in the loss."""
+    reward_smoothing: int = 1
+    """M's reward target: the mean of the next k rewards (1: the reward itself). CarRacing's tile rewards fall
+    on single frames M can hardly place; their k-frame mean keeps the episode's sum (sequences.smooth_rewards)."""
     done_weight: float = 1.0
     """Weight of the done BCE in the loss."""
     done_pos_weight: float = 10.0
@@ -503,6 +506,7 @@ def validate(cfg: PipelineConfig) -> None:
         "rnn.seq_len": cfg.rnn.seq_len,
         "rnn.batch_size": cfg.rnn.batch_size,
         "rnn.epochs": cfg.rnn.epochs,
+        "rnn.reward_smoothing": cfg.rnn.reward_smoothing,
         "controller.popsize": cfg.controller.popsize,
         "controller.rollouts": cfg.controller.rollouts,
         "controller.generations": cfg.controller.generations,

@@ -5,6 +5,8 @@ posterior mean:
     z_nll            nats per z dimension of z_{t+1} under M's mixture (temperature 1)
     reward_mse_pos   MSE of the reward on steps whose reward is > 0 (CarRacing: a new tile)
     reward_mse_rest  MSE of the reward on the other steps
+(the reward M was trained to predict: with reward smoothing its smoothed form, the steps still split by
+the env's reward)
     done_precision, done_recall   of sigmoid(done logit) > 0.5 against the episode ends
 plus the counts behind them (steps, positive-reward steps, ends). A dream built on an M
 whose tile rewards or ends are not predicted is not the environment, whatever C scores in it.
@@ -23,9 +25,11 @@ from .sequences import LatentEpisodes
 
 
 @torch.no_grad()
-def m_quality(model: MDNRNN, latent_files: Sequence[Path | str], batch: int = 64) -> dict[str, float]:
-    """The metrics of the module docstring for `model` on `latent_files` (floats; NaN where undefined)."""
-    episodes = LatentEpisodes(latent_files)
+def m_quality(model: MDNRNN, latent_files: Sequence[Path | str], batch: int = 64,
+              reward_smoothing: int = 1) -> dict[str, float]:
+    """The metrics of the module docstring for `model` on `latent_files` (floats; NaN where undefined);
+    `reward_smoothing` as M was trained (`sequences.smooth_rewards`)."""
+    episodes = LatentEpisodes(latent_files, reward_smoothing)
     n = len(episodes)
     windows = np.stack([np.arange(n), np.zeros(n, dtype=np.int64), episodes.lengths], 1)
     was_training = model.training
@@ -40,7 +44,7 @@ def m_quality(model: MDNRNN, latent_files: Sequence[Path | str], batch: int = 64
         nll += float((mdn_nll(out.logit_pi, out.mu, out.logsigma, b.mu[1:], model.layout) / model.z_dim * m).sum())
         steps += float(m.sum())
         err = (out.reward - b.rewards) ** 2
-        pos = (b.rewards > 0).float() * m
+        pos = (b.raw_rewards > 0).float() * m
         sq_pos, n_pos = sq_pos + float((err * pos).sum()), n_pos + float(pos.sum())
         sq_rest, n_rest = sq_rest + float((err * (m - pos)).sum()), n_rest + float((m - pos).sum())
         said = (torch.sigmoid(out.done_logit) > 0.5).float() * m

@@ -22,9 +22,10 @@ class LatentBatch(NamedTuple):
 
     mu, logvar: (L+1, B, Z)  V's posterior for frames start..start+L (zero past an episode's end)
     actions:    (L, B, A)
-    rewards:    (L, B)
+    rewards:    (L, B)       M's reward targets (the rewards, or their smoothed form: `smooth_rewards`)
     dones:      (L, B)
     mask:       (L, B)       1.0 where step t of the window is inside its episode
+    raw_rewards: (L, B)      the env's rewards as recorded (the same as `rewards` without smoothing)
     """
 
     mu: torch.Tensor
@@ -33,9 +34,29 @@ class LatentBatch(NamedTuple):
     rewards: torch.Tensor
     dones: torch.Tensor
     mask: torch.Tensor
+    raw_rewards: torch.Tensor
 
     def to(self, device: torch.device | str) -> "LatentBatch":
         return LatentBatch(*(t.to(device) for t in self))
+
+
+def smooth_rewards(rewards: np.ndarray, window: int) -> np.ndarray:
+    """M's reward target for one episode: the mean of the next `window` rewards, (T,) -> (T,) float32.
+
+    target_t = (r_t + ... + r_{t+k-1}) / k, with r = 0 past the episode's end; k = 1 returns the rewards.
+    CarRacing pays +1000/N on the one frame a tile is first touched, which M can hardly place frame by
+    frame; the k-frame mean is closer to a speed along the track. Each reward is spread over the k steps
+    before it, so an episode's sum of targets equals its sum of rewards but for the first k-1 steps'
+    shares (r_s counts min(s+1, k)/k).
+    """
+    if window < 1:
+        raise ValueError(f"reward smoothing window must be >= 1, got {window}")
+    r = np.asarray(rewards, dtype=np.float32)
+    if window == 1 or r.size == 0:
+        return r
+    ahead = np.concatenate([np.cumsum(r, dtype=np.float64), np.full(window - 1, np.sum(r, dtype=np.float64))])
+    before = np.concatenate([[0.0], np.cumsum(r, dtype=np.float64)[:-1]])
+    return ((ahead[window - 1:window - 1 + r.size] - before) / window).astype(np.float32)
 
 
 def episode_windows(lengths: np.ndarray, seq_len: int, rng: np.random.Generator,
@@ -69,12 +90,14 @@ class LatentEpisodes:
 
     Args:
         latent_files: paths of latent files (`shards.save_latents` format).
+        reward_smoothing: M's reward targets are `smooth_rewards(rewards, reward_smoothing)` of each episode
+            (1: the rewards themselves).
     Raises:
         CorruptShardError: a file is unreadable, or its Z or A differs from the first file's.
-        ValueError: no files.
+        ValueError: no files, or reward_smoothing < 1.
     """
 
-    def __init__(self, latent_files: Sequence[Path | str]) -> None:
+    def __init__(self, latent_files: Sequence[Path | str], reward_smoothing: int = 1) -> None:
         files = [Path(p) for p in latent_files]
         if not files:
             raise ValueError("no latent files given")
@@ -102,7 +125,9 @@ class LatentEpisodes:
         self.mu = np.concatenate(mus)
         self.logvar = np.concatenate(lvs)
         self.actions = np.concatenate(acts)
-        self.rewards = np.concatenate(rews)
+        self.raw_rewards = np.concatenate(rews)
+        self.rewards = (self.raw_rewards if reward_smoothing == 1 else
+                        np.concatenate([smooth_rewards(r, reward_smoothing) for r in rews]))
         self.dones = np.concatenate(dones)
 
     def __len__(self) -> int:
@@ -142,6 +167,7 @@ class LatentEpisodes:
             rewards=take(self.rewards, s_idx, step_ok),
             dones=take(self.dones, s_idx, step_ok),
             mask=torch.from_numpy(np.ascontiguousarray(step_ok.T.astype(np.float32))),
+            raw_rewards=take(self.raw_rewards, s_idx, step_ok),
         )
 
 

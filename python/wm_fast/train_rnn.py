@@ -135,7 +135,7 @@ def train_rnn(
     path = out_dir / CHECKPOINT_NAME
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     train_files, held_out = split_holdout(latent_files, cfg.holdout)
-    episodes = LatentEpisodes(train_files)
+    episodes = LatentEpisodes(train_files, cfg.reward_smoothing)
     if episodes.action_dim != action_dim:
         raise ValueError(f"action_dim={action_dim} but the latent files hold actions of size {episodes.action_dim}")
     arch = {"z_dim": episodes.z_dim, "action_dim": action_dim, "hidden": cfg.hidden,
@@ -217,7 +217,7 @@ def train_rnn(
     metrics: dict[str, Any] = dict(history[-1]) if history else {}
     metrics["history"] = history
     metrics["checkpoint"] = str(path)
-    quality = m_quality(model, held_out or train_files)
+    quality = m_quality(model, held_out or train_files, reward_smoothing=cfg.reward_smoothing)
     metrics.update({f"quality_{k}": v for k, v in quality.items()},
                    quality_on="held-out" if held_out else "training", train_episodes=len(train_files))
     if progress:
