@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The commands behind results/carracing_expert_dream.{json,md}: CarRacing C's trained only in M's dream, on the
+# episodes of a good driver (Dropout's Dream Land's recipe: 90 % of its M's data came from a real-env expert).
+#
+#   bash scripts/carracing_expert_dream.sh [smooth|raw|summary|all]   (default all; each part resumes after a kill)
+#
+# Base: results/carracing_headline (V and M from 80 random-policy episodes; controller_real is the headline chain's
+# real-env C, 808 held out). One iterate round per row: 150 episodes of that C (up to 500 steps, action noise spread
+# 0-0.1, env seeds 1,100,000-1,100,149), M continued 20 epochs on them (15 held out for M's quality), then C from
+# zeros only in the new M's dream (32 x 8 dreams, 60 generations), scored once on 100 gymnasium episodes from env
+# seed 5,100,000, which no stage uses and no choice is made on. Rows, on the same episodes:
+#   smooth: M's reward target is the mean of the next 10 rewards (--rnn.reward-smoothing 10)
+#   raw:    M's reward target is the reward (the control; its episodes are smooth's, hard-linked)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+W=.venv/bin/wm-fast
+S=runs/car_expert_smooth R=runs/car_expert_raw O=results/carracing_expert_dream
+ITER=(--rounds 1 --start real --controller-from zeros --episodes 150 --noise 0.1 --spread-noise --rnn-epochs 20
+      --generations 60 --eval-episodes 100 --eval-seed-start 5100000 --quiet)
+base() {  # base DIR SMOOTHING: the headline run's config, stage records, V, M and Cs, with M's reward smoothing
+  if [ ! -f "$1/config.json" ]; then
+    mkdir -p "$1"
+    cp -r results/carracing_headline/{collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn,controller,controller_real} "$1"/
+    .venv/bin/python -c 'import json, sys; c = json.load(open(sys.argv[1])); c["rnn"]["reward_smoothing"] = int(sys.argv[3])
+json.dump(c, open(sys.argv[2], "w"), indent=1)' results/carracing_headline/config.json "$1/config.json" "$2"
+  fi
+}
+part=${1:-all}
+if [ "$part" = smooth ] || [ "$part" = all ]; then
+  base $S 10
+  $W iterate --run-dir $S "${ITER[@]}"
+fi
+if [ "$part" = raw ] || [ "$part" = all ]; then
+  base $R 1
+  [ -d $R/episodes ] || cp -al $S/episodes $S/latents $R/   # the same 150 episodes (collect and encode skip them)
+  $W iterate --run-dir $R "${ITER[@]}"
+fi
+if [ "$part" = summary ] || [ "$part" = all ]; then
+  .venv/bin/python scripts/expert_dream_summary.py $O "bash scripts/carracing_expert_dream.sh" \
+    "smooth:M's reward target smoothed over 10 frames:$S" "raw:M's reward target the reward itself:$R"
+fi
