@@ -44,6 +44,8 @@
 #                                                 # 0.1 (D_10k_thr025, D_10k_thr01) and random10k's C, chosen on
 #                                                 # 9,500,000-099, the chosen scored on 9,600,000-099;
 #                                                 # results/doom_random10k_threshold.{json,md} and folder
+#   bash scripts/doom_results.sh random10k-threshold-confirm [D] # the chosen C on 9,700,000-099, pooled with its
+#                                                 # held-out block; results/doom_random10k_thr025_pooled.{json,md}
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -71,7 +73,7 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
     edit_config "$src" "$dst" "$edit"
   fi
 }
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|temperature|m-sequence [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -247,10 +249,21 @@ random10k-threshold)
   O=results/doom_random10k_threshold
   $PY scripts/doom_heldout_choice.py "$B" 9500000 9600000 $O "bash scripts/doom_results.sh random10k-threshold $D" \
     "${D}_10k_thr025" "${D}_10k_thr01"
-  for thr in 025 01; do  # each C and its CMA-ES record; V and M are results/doom_random10k's
-    mkdir -p $O/thr$thr && cp -r "${D}_10k_thr$thr"/{config.json,train-controller.json,controller} $O/thr$thr/
+  for thr in 025 01; do  # each run's V, M (byte for byte results/doom_random10k's) and C
+    $W export --run-dir "${D}_10k_thr$thr" --out $O/thr$thr
   done
   cp -r "$B/heldout" $O/
+  ;;
+random10k-threshold-confirm)
+  # Named before it ran (session 11), once random10k-threshold had chosen the threshold-0.25 C (909.1 on its
+  # selection block, 873.9 held out): the same C on one more block, 9,700,000-099, reported whatever it is, and
+  # pooled with the held-out block (the selection block stays out of the pool: it was chosen on).
+  P=${D}_10k_thr025
+  [ -f "$P/evaluate-dream.json" ] || $W evaluate --run-dir "$P" --controller dream --episodes 100 --seed-start 9700000 \
+    --no-video --quiet
+  $PY scripts/pool_scores.py results/doom_random10k_thr025_pooled \
+    "bash scripts/doom_results.sh random10k-threshold-confirm $D" "${D}_10k_base/heldout/heldout.json" \
+    "$P/evaluate-dream.json"
   ;;
 random10k-pooled)
   # restart 0's C (D_10k_r0) is the C that random10k chose (the same parameters)
@@ -279,5 +292,5 @@ m-sequence)
   $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
   $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
   ;;
-*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, temperature or m-sequence)" >&2; exit 2 ;;
+*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, random10k-threshold-confirm, temperature or m-sequence)" >&2; exit 2 ;;
 esac
