@@ -5,8 +5,9 @@
 #   bash scripts/carracing_expert_dream.sh [smooth|raw|summary|all]   (default all; each part resumes after a kill)
 #
 # Base: results/carracing_headline (V and M from 80 random-policy episodes; controller_real is the headline chain's
-# real-env C, 808 held out). One iterate round per row: 150 episodes of that C (up to 500 steps, action noise spread
-# 0-0.1, env seeds 1,100,000-1,100,149), M continued 20 epochs on them (15 held out for M's quality), then C from
+# real-env C, 808 held out), with those 80 episodes collected and encoded again (env seeds 0-79: the quick run's).
+# One iterate round per row: 150 episodes of that C (up to 500 steps, action noise spread 0-0.1, env seeds
+# 1,100,000-1,100,149), M continued 20 epochs on the 230 (10 % held out for M's quality), then C from
 # zeros only in the new M's dream (32 x 8 dreams, 60 generations), scored once on 100 gymnasium episodes from env
 # seed 5,100,000, which no stage uses and no choice is made on. Rows, on the same episodes:
 #   smooth: M's reward target is the mean of the next 10 rewards (--rnn.reward-smoothing 10)
@@ -24,6 +25,7 @@ base() {  # base DIR SMOOTHING: the headline run's config, stage records, V, M a
     .venv/bin/python -c 'import json, sys; c = json.load(open(sys.argv[1])); c["rnn"]["reward_smoothing"] = int(sys.argv[3])
 json.dump(c, open(sys.argv[2], "w"), indent=1)' results/carracing_headline/config.json "$1/config.json" "$2"
   fi
+  [ -f "$1/latents/episode_000079.npz" ] || { $W collect --run-dir "$1" --quiet && $W encode --run-dir "$1" --quiet; }
 }
 part=${1:-all}
 if [ "$part" = smooth ] || [ "$part" = all ]; then
@@ -31,8 +33,8 @@ if [ "$part" = smooth ] || [ "$part" = all ]; then
   $W iterate --run-dir $S "${ITER[@]}"
 fi
 if [ "$part" = raw ] || [ "$part" = all ]; then
-  base $R 1
-  [ -d $R/episodes ] || cp -al $S/episodes $S/latents $R/   # the same 150 episodes (collect and encode skip them)
+  [ -d $R/episodes ] || { mkdir -p $R && cp -al $S/episodes $S/latents $R/; }  # the same 230 episodes: collect
+  base $R 1                                                                  # and encode skip them
   $W iterate --run-dir $R "${ITER[@]}"
 fi
 if [ "$part" = summary ] || [ "$part" = all ]; then
