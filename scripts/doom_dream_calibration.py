@@ -3,11 +3,11 @@
     python scripts/doom_dream_calibration.py RUN_DIR OUT COMMAND [--temperatures T ...] [--thresholds P ...]
 
 The random policy (an action uniform in [-1, 1] held 1-10 steps, the collection policy) plays R dreams of M in
-RUN_DIR for each (temperature, done threshold); its mean dream length is set beside the mean length of the run's
-random episodes (its latents: collection data, no held-out seed). A dream in which the random policy
-lives far longer than in the game forgives mistakes the game punishes; RUN_DIR's C is dreamed at the same
-settings (engine, same start pool) for comparison. The game's lengths are those of the run's latent
-files (the start pool: random episodes). Writes OUT.json and OUT.md (results/ format).
+RUN_DIR for each (temperature, done threshold); its mean dream length is set beside the mean length of the
+random episodes whose latent files are RUN_DIR's start pool (collection data, no held-out seed). A dream in
+which the random policy lives far longer than in the game forgives mistakes the game punishes. RUN_DIR's C is
+dreamed at the same settings (engine, same start pool) for comparison. Writes OUT.json and OUT.md (results/
+format).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wm_fast.controller import map_action
 from wm_fast.es import load_controller
 from wm_fast.mdnrnn import MDNRNN, sample_mdn
 from wm_fast.pipeline import Run
@@ -30,20 +29,22 @@ from wm_fast.shards import list_episodes, load_latents
 @torch.no_grad()
 def random_policy_lengths(model: MDNRNN, init_mu: torch.Tensor, init_logvar: torch.Tensor, rollouts: int, steps: int,
                           temperature: float, done_threshold: float, seed: int) -> np.ndarray:
-    """Dream lengths (rollouts,) of the held random policy: a ~ U[-1, 1] held 1-10 steps, mapped to left/stay/right."""
+    """Dream lengths (rollouts,) of the held random policy: a ~ U[-1, 1] held 1-10 steps, snapped to left / stay /
+    right at -1/3 and 1/3 as the game does (envs.doom.canonical_action)."""
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(init_mu.shape[0], (rollouts,), generator=g)
     z = init_mu[idx] + torch.exp(0.5 * init_logvar[idx]) * torch.randn(rollouts, init_mu.shape[1], generator=g)
     state = model.initial_state(rollouts)
-    raw = torch.zeros(rollouts, 1)
+    a = torch.zeros(rollouts, 1)
     hold_left = torch.zeros(rollouts, dtype=torch.int64)
     alive = torch.ones(rollouts, dtype=torch.bool)
     lengths = torch.zeros(rollouts, dtype=torch.int64)
     for _ in range(steps):
         renew = hold_left == 0
-        raw = torch.where(renew[:, None], torch.rand(rollouts, 1, generator=g) * 2 - 1, raw)
+        a = torch.where(renew[:, None], torch.rand(rollouts, 1, generator=g) * 2 - 1, a)
         hold_left = torch.where(renew, torch.randint(1, 11, (rollouts,), generator=g), hold_left) - 1
-        out, state = model.step(z, map_action(raw, "threshold", 1), state)
+        move = (a > 1 / 3).float() - (a < -1 / 3).float()
+        out, state = model.step(z, move, state)
         lengths += alive.to(torch.int64)
         alive &= ~(torch.sigmoid(out.done_logit) > done_threshold)
         if not alive.any():
