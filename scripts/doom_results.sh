@@ -236,7 +236,7 @@ random10k-calibration)
   ;;
 random10k-threshold)
   # Named before it ran (session 11), after results/doom_dream_calibration.md (collection data only): the random
-  # policy dies sooner in this dream than in the game (210 against 328 steps), but random10k's C lives 1,764 steps
+  # policy dies sooner in this dream than in the game (211 against 328 steps), but random10k's C lives 1,764 steps
   # at done threshold 0.5 and 951 at 0.1: it spends its dreams where M gives death a 10-50 % chance a step, which
   # the threshold 0.5 forgives. Cs from zeros at tau 1.0 with done thresholds 0.25 and 0.1 (one CMA-ES run each,
   # 64 x 16, 50 generations) and random10k's own C are scored on 9,500,000-099; the best there is scored once on
