@@ -126,3 +126,18 @@ def test_pick_best_names_the_round_best_on_its_scoring_episodes(tmp_path):
     best = Run(tmp_path, dataclasses.replace(cfg, iterate=dataclasses.replace(cfg.iterate, pick="best")),
                progress=False, save_config=False)
     assert best.controller_models("latest")["controller"] == tmp_path / "iterate/round_002/controller/controller.pt"
+
+
+def test_a_round_continues_an_exported_m_with_a_fresh_optimizer(tiny_run_dir, tmp_path):
+    """`wm-fast export` strips M's optimizer state (older exports its history too): a round continues such an M
+    with a fresh Adam instead of refusing, and says so in its rnn step."""
+    run_dir = copy_run(tiny_run_dir, tmp_path / "D")
+    rnn = run_dir / "rnn" / "rnn.pt"
+    state = torch.load(rnn, weights_only=True)
+    torch.save({k: v for k, v in state.items() if k not in ("optimizer", "torch_rng", "history")}, rnn)
+    proc = wm_fast("iterate", "--run-dir", "D", "--rounds", "1", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rnd = run_dir / "iterate" / "round_001"
+    metrics = json.loads((rnd / "rnn.json").read_text())["metrics"]
+    assert metrics["fresh_optimizer"] is True and metrics["epochs_total"] == state["epoch"] + 1
+    assert torch.load(rnd / "rnn" / "rnn.pt", weights_only=True)["epoch"] == state["epoch"] + 1

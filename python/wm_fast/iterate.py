@@ -120,10 +120,25 @@ def _step(folder: Path, name: str, fn: Callable[[], dict[str, Any]], log: Callab
     return metrics
 
 
-def _copy_once(src: Path, dst: Path) -> None:
-    """Start a continued training from `src`'s checkpoint (once: a resumed step keeps its own)."""
-    if not dst.exists():
-        atomic_write_bytes(dst, src.read_bytes())
+def _copy_once(src: Path, dst: Path, load_model: Callable[[Path], Any], lr: float, seed: int) -> bool:
+    """Start a continued training from `src`'s checkpoint (once: a resumed step keeps its own). A checkpoint
+    without optimizer state (`wm-fast export` strips it) starts with a fresh Adam (`lr`), a torch RNG state
+    seeded by `seed` and, where that is gone too, an empty history; returns True when `src` is such a checkpoint."""
+    from .storage import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(src)
+    if "optimizer" in state or dst.exists():
+        if not dst.exists():
+            atomic_write_bytes(dst, src.read_bytes())
+        return "optimizer" not in state
+    import torch
+
+    state["optimizer"] = torch.optim.Adam(load_model(src).parameters(), lr=lr).state_dict()
+    state["torch_rng"] = torch.Generator().manual_seed(seed).get_state()
+    state.setdefault("history", [])
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(dst, state)
+    return True
 
 
 def _collect(run: "Run", r: int, cur: dict[str, Path]) -> dict[str, Any]:
@@ -195,28 +210,28 @@ def _encode(run: "Run", r: int, cur: dict[str, Path]) -> dict[str, Any]:
     from .storage import load_checkpoint
 
     out = round_dir(run, r)
-    _copy_once(cur["vae"], out / "vae" / "vae.pt")
+    fresh_optimizer = _copy_once(cur["vae"], out / "vae" / "vae.pt", load_vae, run.cfg.vae.lr, run.cfg.vae.seed)
     epochs = int(load_checkpoint(cur["vae"], required=("epoch",))["epoch"]) + run.cfg.iterate.vae_epochs
     vae_metrics = train_vae(files, out / "vae", dataclasses.replace(run.cfg.vae, epochs=epochs), progress=run.progress)
     metrics = encode_episodes(files, load_vae(out / "vae" / "vae.pt"), out / "latents", progress=run.progress)
     return {"vae": str(out / "vae" / "vae.pt"), "latents": str(out / "latents"), "vae_loss": vae_metrics["loss"],
-            **metrics}
+            "vae_fresh_optimizer": fresh_optimizer, **metrics}
 
 
 def _rnn(run: "Run", r: int, cur: dict[str, Path], latents: Path) -> dict[str, Any]:
     from .envs import spec
     from .shards import list_episodes
     from .storage import load_checkpoint
-    from .train_rnn import train_rnn
+    from .train_rnn import load_mdnrnn, train_rnn
 
     out = round_dir(run, r) / "rnn"
-    _copy_once(cur["rnn"], out / "rnn.pt")
+    fresh_optimizer = _copy_once(cur["rnn"], out / "rnn.pt", load_mdnrnn, run.cfg.rnn.lr, run.cfg.rnn.seed)
     epochs = int(load_checkpoint(cur["rnn"], required=("epoch",))["epoch"]) + run.cfg.iterate.rnn_epochs
     files = list(list_episodes(latents).values())
     metrics = train_rnn(files, out, dataclasses.replace(run.cfg.rnn, epochs=epochs),
                         action_dim=spec(run.cfg.env).action_dim, progress=run.progress)
     metrics.pop("history", None)
-    return {**metrics, "episodes": len(files), "epochs_total": epochs}
+    return {**metrics, "episodes": len(files), "epochs_total": epochs, "fresh_optimizer": fresh_optimizer}
 
 
 def _controller(run: "Run", r: int, cur: dict[str, Path], latents: Path) -> dict[str, Any]:
