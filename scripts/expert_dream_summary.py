@@ -56,8 +56,8 @@ def main(out: str, command: str, specs: list[str]) -> None:
                f"{r['dream']:.1f} | {r['reward_mse_tiles']:.3f} / {r['reward_mse_other']:.4f} | {r['z_nll']:.3f} | "
                f"{r['seconds'] / 60:.0f} min | {r['commit']} |" for r in rows),
              "", f"Every C was trained from zeros only in its M's dream. M: the headline run's M (80 random-policy "
-             f"episodes) continued on {rows[0]['episodes']} episodes of the headline chain's real-env C with action "
-             f"noise; real scores on gymnasium CarRacing-v3, env seeds {seeds[0]:,}-{seeds[1]:,}, which no stage "
+             f"episodes) continued on {rows[0]['episodes']} episodes: those 80 and "
+             f"{rows[0]['episodes'] - 80} of the headline chain's real-env C with action noise; real scores on gymnasium CarRacing-v3, env seeds {seeds[0]:,}-{seeds[1]:,}, which no stage "
              f"used. Machine: {rows[0]['machine']}. Each row's V, M and C: {out}/<row>/ "
              "(`wm-fast evaluate --run-dir ... --controller iterate`).",
              *([f"Not measured: {', '.join(missing)}"] if missing else [])]
