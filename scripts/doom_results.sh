@@ -37,7 +37,7 @@
 #   bash scripts/doom_results.sh random10k-base [D] # a new machine without D_10k's 10,000 episodes: results/
 #                                                 # doom_random10k's V, M and C (D_10k_base) with a start pool of the
 #                                                 # first frames of random episodes on env seeds 0-999 (collected again
-#                                                 # in D_10k_pool: collection seeds, the pool's first 1,000)
+#                                                 # in D_10k_pool: the first 1,000 of the original collection seeds)
 #   bash scripts/doom_results.sh random10k-calibration [D] # how long the random policy lives in that dream against
 #                                                 # the game, per tau and done threshold; results/doom_dream_calibration.*
 #   bash scripts/doom_results.sh random10k-threshold [D] # Cs from zeros in that dream at done thresholds 0.25 and
@@ -226,8 +226,8 @@ random10k-base)
   [ -f "$S/encode.json" ] || { $W collect --run-dir "$S" --quiet && $W encode --run-dir "$S" --quiet; }
   if [ ! -f "$P/config.json" ]; then
     mkdir -p "$P" && cp -al "$S/latents" "$P"/
-    cp -r results/doom_random10k/{config.json,vae,rnn,controller,collect.json,encode.json,train-vae.json,train-rnn.json} "$P"/
-    cp results/doom_random10k/train-controller.json "$P"/
+    cp -r results/doom_random10k/{config.json,vae,rnn,controller,collect.json,encode.json,train-vae.json} "$P"/
+    cp results/doom_random10k/{train-rnn.json,train-controller.json} "$P"/
   fi
   ;;
 random10k-calibration)
