@@ -120,17 +120,19 @@ def _step(folder: Path, name: str, fn: Callable[[], dict[str, Any]], log: Callab
     return metrics
 
 
-def _copy_once(src: Path, dst: Path, load_model: Callable[[Path], Any], lr: float, seed: int) -> bool:
+def _start_from(src: Path, dst: Path, load_model: Callable[[Path], Any], lr: float, seed: int) -> bool:
     """Start a continued training from `src`'s checkpoint (once: a resumed step keeps its own). A checkpoint
     without optimizer state (`wm-fast export` strips it) starts with a fresh Adam (`lr`), a torch RNG state
     seeded by `seed` and, where that is gone too, an empty history; returns True when `src` is such a checkpoint."""
     from .storage import load_checkpoint, save_checkpoint
 
     state = load_checkpoint(src)
-    if "optimizer" in state or dst.exists():
-        if not dst.exists():
-            atomic_write_bytes(dst, src.read_bytes())
-        return "optimizer" not in state
+    fresh = "optimizer" not in state
+    if dst.exists():
+        return fresh
+    if not fresh:
+        atomic_write_bytes(dst, src.read_bytes())
+        return False
     import torch
 
     state["optimizer"] = torch.optim.Adam(load_model(src).parameters(), lr=lr).state_dict()
@@ -210,7 +212,7 @@ def _encode(run: "Run", r: int, cur: dict[str, Path]) -> dict[str, Any]:
     from .storage import load_checkpoint
 
     out = round_dir(run, r)
-    fresh_optimizer = _copy_once(cur["vae"], out / "vae" / "vae.pt", load_vae, run.cfg.vae.lr, run.cfg.vae.seed)
+    fresh_optimizer = _start_from(cur["vae"], out / "vae" / "vae.pt", load_vae, run.cfg.vae.lr, run.cfg.vae.seed)
     epochs = int(load_checkpoint(cur["vae"], required=("epoch",))["epoch"]) + run.cfg.iterate.vae_epochs
     vae_metrics = train_vae(files, out / "vae", dataclasses.replace(run.cfg.vae, epochs=epochs), progress=run.progress)
     metrics = encode_episodes(files, load_vae(out / "vae" / "vae.pt"), out / "latents", progress=run.progress)
@@ -225,7 +227,7 @@ def _rnn(run: "Run", r: int, cur: dict[str, Path], latents: Path) -> dict[str, A
     from .train_rnn import load_mdnrnn, train_rnn
 
     out = round_dir(run, r) / "rnn"
-    fresh_optimizer = _copy_once(cur["rnn"], out / "rnn.pt", load_mdnrnn, run.cfg.rnn.lr, run.cfg.rnn.seed)
+    fresh_optimizer = _start_from(cur["rnn"], out / "rnn.pt", load_mdnrnn, run.cfg.rnn.lr, run.cfg.rnn.seed)
     epochs = int(load_checkpoint(cur["rnn"], required=("epoch",))["epoch"]) + run.cfg.iterate.rnn_epochs
     files = list(list_episodes(latents).values())
     metrics = train_rnn(files, out, dataclasses.replace(run.cfg.rnn, epochs=epochs),
