@@ -66,7 +66,7 @@ def main() -> None:
 
     run = Run(args.run_dir, None, progress=False, save_config=False)
     base = run.dream_evaluator(run.cfg.controller)
-    c_params = load_controller(run.controller_dir / "controller.pt")[None].numpy()
+    c_params = load_controller(run.controller_path)[None].numpy()
     pool = list(list_episodes(run.latents_dir).values())
     real_lengths = np.array([len(load_latents(f)["rewards"]) for f in pool])
     real_random = float(real_lengths.mean())

@@ -16,7 +16,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from wm_fast.pipeline import Run, load_config
+from wm_fast.pipeline import Run
 from wm_fast.provenance import git_commit, machine_description, write_results
 from wm_fast.storage import atomic_write_json, read_json
 
@@ -47,7 +47,8 @@ def describe(run: Run) -> str:
 
 def main(run_dir: str, select_seed: str, heldout_seed: str, out: str, command: str, *others: str) -> None:
     select, heldout = int(select_seed), int(heldout_seed)
-    run = Run(run_dir, load_config(Path(run_dir) / "config.json"), progress=False, save_config=False)
+    run = Run(run_dir, progress=False, save_config=False)
+    runs = {str(run.dir): run}  # every candidate's run, by its folder
     select_seeds = [select + i for i in range(EPISODES)]
     candidates = []
     for tau_dir in sorted((run.dir / "sweep").glob("tau_*")):
@@ -64,19 +65,18 @@ def main(run_dir: str, select_seed: str, heldout_seed: str, out: str, command: s
     candidates.append({"name": f"the run's C: {describe(run)}", "controller": str(run.controller_path),
                        "run_dir": str(run.dir), "select_mean": own["mean"], "select_std": own["std"]})
     for other_dir in others:
-        other = Run(other_dir, load_config(Path(other_dir) / "config.json"), progress=False, save_config=False)
+        other = Run(other_dir, progress=False, save_config=False)
+        runs[str(other.dir)] = other
         ev = score(other, other.controller_path, select, run.dir / "heldout" / f"select_{other.dir.name}.json")
         candidates.append({"name": f"{other.dir.name}'s C: {describe(other)}",
                            "controller": str(other.controller_path), "run_dir": str(other.dir),
                            "select_mean": ev["mean"], "select_std": ev["std"]})
     chosen = max(candidates, key=lambda cand: cand["select_mean"])
-    chosen_run = run if chosen["run_dir"] == str(run.dir) else Run(
-        chosen["run_dir"], load_config(Path(chosen["run_dir"]) / "config.json"), progress=False, save_config=False)
     chosen_path = run.dir / "heldout" / "chosen.json"
     if chosen_path.exists() and read_json(chosen_path)["controller"] != chosen["controller"]:
         sys.exit(f"{chosen_path} names another C than {chosen['controller']}; the held-out block is spent")
     atomic_write_json(chosen_path, {"controller": chosen["controller"], "name": chosen["name"]})
-    held = score(chosen_run, Path(chosen["controller"]), heldout, run.dir / "heldout" / "heldout.json")
+    held = score(runs[chosen["run_dir"]], Path(chosen["controller"]), heldout, run.dir / "heldout" / "heldout.json")
     summary = {"command": command, "commit": held["commit"], "machine": held["machine"],
                "select_seeds": [select, select + EPISODES - 1], "heldout_seeds": [heldout, heldout + EPISODES - 1],
                "candidates": candidates, "chosen": chosen["name"], "chosen_controller": chosen["controller"],
