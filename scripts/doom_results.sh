@@ -46,6 +46,9 @@
 #                                                 # results/doom_random10k_threshold.{json,md} and folder
 #   bash scripts/doom_results.sh random10k-threshold-confirm [D] # the chosen C on 9,700,000-099, pooled with its
 #                                                 # held-out block; results/doom_random10k_thr025_pooled.{json,md}
+#   bash scripts/doom_results.sh random10k-round [D] # one iterate round on that C's own play, a new C from zeros in
+#                                                 # the new dream (D_10k_round), scored on 9,800,000-099 and
+#                                                 # 9,900,000-099; results/doom_random10k_round_pooled.*, folder
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -73,7 +76,7 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
     edit_config "$src" "$dst" "$edit"
   fi
 }
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|temperature|m-sequence [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -265,6 +268,27 @@ random10k-threshold-confirm)
     "bash scripts/doom_results.sh random10k-threshold-confirm $D" "${D}_10k_base/heldout/heldout.json" \
     "$P/evaluate-dream.json"
   ;;
+random10k-round)
+  # Named before it ran (session 12). results/doom_dream_calibration.md: C spends its dreams where random play
+  # rarely goes and M gives death a 10-50 % chance a step. One iterate round (the paper's iterative procedure)
+  # gives M data there: the threshold-0.25 C (results/doom_random10k_threshold/thr025, 836.9 pooled) plays 500
+  # real episodes (action noise spread 0-0.5, env seeds 1,100,000-1,100,499), M continues 6 epochs on those and
+  # the start pool's 1,000 random episodes, and a new C is trained from zeros only in the new M's dream (tau 1.0,
+  # done threshold 0.25, 64 x 16, 50 generations): no C ever gets a real return. The round's C is scored on
+  # 9,800,000-099 (the result, whatever it is) and then on 9,900,000-099; both blocks pooled. No choice is made.
+  B=${D}_10k_base P=${D}_10k_round
+  if [ ! -f "$P/config.json" ]; then
+    mkdir -p "$P" && cp -al "$B/latents" "$P"/
+    cp -r results/doom_random10k_threshold/thr025/. "$P"/
+  fi
+  $W iterate --run-dir "$P" --rounds 1 --start dream --controller-from zeros --episodes 500 --noise 0.5 \
+    --spread-noise --rnn-epochs 6 --generations 50 --eval-episodes 100 --eval-seed-start 9800000 --pick last --quiet
+  [ -f "$P/evaluate-iterate.json" ] || $W evaluate --run-dir "$P" --controller iterate --episodes 100 \
+    --seed-start 9900000 --no-video --quiet
+  $PY scripts/pool_scores.py results/doom_random10k_round_pooled "bash scripts/doom_results.sh random10k-round $D" \
+    "$P/iterate/round_001/evaluate.json" "$P/evaluate-iterate.json"
+  $W export --run-dir "$P" --out results/doom_random10k_round
+  ;;
 random10k-pooled)
   # restart 0's C (D_10k_r0) is the C that random10k chose (the same parameters)
   $PY scripts/pool_scores.py results/doom_random10k_pooled "bash scripts/doom_results.sh random10k-pooled $D" \
@@ -292,5 +316,5 @@ m-sequence)
   $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
   $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
   ;;
-*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, random10k-threshold-confirm, temperature or m-sequence)" >&2; exit 2 ;;
+*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, random10k-threshold-confirm, random10k-round, temperature or m-sequence)" >&2; exit 2 ;;
 esac
