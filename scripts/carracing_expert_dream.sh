@@ -2,7 +2,7 @@
 # The commands behind results/carracing_expert_dream.{json,md}: CarRacing C's trained only in M's dream, on the
 # episodes of a good driver (Dropout's Dream Land's recipe: 90 % of its M's data came from a real-env expert).
 #
-#   bash scripts/carracing_expert_dream.sh [smooth|raw|summary|all]   (default all; each part resumes after a kill)
+#   bash scripts/carracing_expert_dream.sh [smooth|raw|summary|all|dropout]   (default all; each resumes after a kill)
 #
 # Base: results/carracing_headline (V and M from 80 random-policy episodes; controller_real is the headline chain's
 # real-env C, 808 held out), with those 80 episodes collected and encoded again (env seeds 0-79: the quick run's).
@@ -12,18 +12,23 @@
 # seed 5,100,000, which no stage uses and no choice is made on. Rows, on the same episodes:
 #   smooth: M's reward target is the mean of the next 10 rewards (--rnn.reward-smoothing 10)
 #   raw:    M's reward target is the reward (the control; its episodes are smooth's, hard-linked)
+#   dropout (session 12, named before it ran; not in `all`): smooth with Dropout's Dream Land's dropout: M continued
+#           with variational dropout 0.05 on z and h, C in dreams with one fresh mask per rollout at rate 0.1; on this
+#           part's own collection of the same 230 episodes (same seeds, C and noise); results/carracing_expert_dropout.*
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=.venv/bin/wm-fast
-S=runs/car_expert_smooth R=runs/car_expert_raw O=results/carracing_expert_dream
+S=runs/car_expert_smooth R=runs/car_expert_raw P=runs/car_expert_dropout O=results/carracing_expert_dream
 ITER=(--rounds 1 --start real --controller-from zeros --episodes 150 --noise 0.1 --spread-noise --rnn-epochs 20
       --generations 60 --eval-episodes 100 --eval-seed-start 5100000 --quiet)
-base() {  # base DIR SMOOTHING: the headline run's config, stage records, V, M and Cs, with M's reward smoothing
+base() {  # base DIR SMOOTHING [EDIT]: the headline run's config, stage records, V, M and Cs, with M's reward
+          # smoothing and EDIT (Python on the config dict `c`)
   if [ ! -f "$1/config.json" ]; then
     mkdir -p "$1"
     cp -r results/carracing_headline/{collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn,controller,controller_real} "$1"/
     .venv/bin/python -c 'import json, sys; c = json.load(open(sys.argv[1])); c["rnn"]["reward_smoothing"] = int(sys.argv[3])
-json.dump(c, open(sys.argv[2], "w"), indent=1)' results/carracing_headline/config.json "$1/config.json" "$2"
+exec(sys.argv[4]); json.dump(c, open(sys.argv[2], "w"), indent=1)' results/carracing_headline/config.json "$1/config.json" \
+      "$2" "${3:-pass}"
   fi
   [ -f "$1/latents/episode_000079.npz" ] || { $W collect --run-dir "$1" --quiet && $W encode --run-dir "$1" --quiet; }
 }
@@ -40,4 +45,11 @@ fi
 if [ "$part" = summary ] || [ "$part" = all ]; then
   .venv/bin/python scripts/expert_dream_summary.py $O "bash scripts/carracing_expert_dream.sh" \
     "smooth:M's reward target smoothed over 10 frames:$S" "raw:M's reward target the reward itself:$R"
+fi
+if [ "$part" = dropout ]; then
+  base $P 10 'c["rnn"]["dropout"] = 0.05; c["controller"]["dream_dropout"] = 0.1'
+  $W iterate --run-dir $P "${ITER[@]}"
+  .venv/bin/python scripts/expert_dream_summary.py results/carracing_expert_dropout \
+    "bash scripts/carracing_expert_dream.sh dropout" \
+    "dropout:reward smoothed over 10 frames; M dropout 0.05, dream dropout 0.1:$P"
 fi

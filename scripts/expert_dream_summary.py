@@ -50,7 +50,7 @@ def main(out: str, command: str, specs: list[str]) -> None:
     summary = {"command": command, "commit": rows[0]["commit"], "machine": rows[0]["machine"], "rows": rows,
                "missing": missing}
     seeds = rows[0]["real_seeds"]
-    lines = ["| M's reward target | real (mean ± std) | dream | M's reward MSE, held out: tile steps / others | "
+    lines = ["| M | real (mean ± std) | dream | M's reward MSE, held out: tile steps / others | "
              "z NLL | wall time | commit |", "|---|---|---|---|---|---|---|",
              *(f"| {r['label']} | {r['real_mean']:.1f} ± {r['real_std']:.1f} ({r['real_episodes']}) | "
                f"{r['dream']:.1f} | {r['reward_mse_tiles']:.3f} / {r['reward_mse_other']:.4f} | {r['z_nll']:.3f} | "
