@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -129,9 +130,11 @@ def test_pick_best_names_the_round_best_on_its_scoring_episodes(tmp_path):
 
 
 def test_a_round_continues_an_exported_m_with_a_fresh_optimizer(tiny_run_dir, tmp_path):
-    """`wm-fast export` strips M's optimizer state (older exports its history too): a round continues such an M
-    with a fresh Adam instead of refusing, and says so in its rnn step."""
+    """`wm-fast export` strips M's optimizer state (older exports its history too) and leaves the episodes out:
+    a round continues such an M with a fresh Adam instead of refusing, says so in its rnn step, and collects
+    into a new episodes folder."""
     run_dir = copy_run(tiny_run_dir, tmp_path / "D")
+    shutil.rmtree(run_dir / "episodes")
     rnn = run_dir / "rnn" / "rnn.pt"
     state = torch.load(rnn, weights_only=True)
     torch.save({k: v for k, v in state.items() if k not in ("optimizer", "torch_rng", "history")}, rnn)
@@ -141,3 +144,5 @@ def test_a_round_continues_an_exported_m_with_a_fresh_optimizer(tiny_run_dir, tm
     metrics = json.loads((rnd / "rnn.json").read_text())["metrics"]
     assert metrics["fresh_optimizer"] is True and metrics["epochs_total"] == state["epoch"] + 1
     assert torch.load(rnd / "rnn" / "rnn.pt", weights_only=True)["epoch"] == state["epoch"] + 1
+    assert len(list((run_dir / "episodes").glob("episode_*.npz"))) == metrics["episodes"] - len(
+        list((tiny_run_dir / "episodes").glob("episode_*.npz")))

@@ -155,6 +155,7 @@ def _collect(run: "Run", r: int, cur: dict[str, Path]) -> dict[str, Any]:
     it, folder = run.cfg.iterate, run.collect_dir
     params = load_controller(cur["controller"]).numpy()
     indices = [r * ROUND_STRIDE + j for j in range(it.episodes)]
+    folder.mkdir(parents=True, exist_ok=True)  # an exported run (latents, no episodes) has none yet
     with folder_lock(folder):
         remove_temp_files(folder)
         todo = [i for i in indices if not (folder / episode_name(i)).exists()]
