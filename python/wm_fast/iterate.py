@@ -120,19 +120,20 @@ def _step(folder: Path, name: str, fn: Callable[[], dict[str, Any]], log: Callab
     return metrics
 
 
-def _start_from(src: Path, dst: Path, load_model: Callable[[Path], Any], lr: float, seed: int) -> bool:
+def _start_from(src: Path, dst: Path, load_model: Callable[[Path], Any], lr: float, seed: int) -> tuple[bool, int]:
     """Start a continued training from `src`'s checkpoint (once: a resumed step keeps its own). A checkpoint
     without optimizer state (`wm-fast export` strips it) starts with a fresh Adam (`lr`), a torch RNG state
-    seeded by `seed` and, where that is gone too, an empty history; returns True when `src` is such a checkpoint."""
+    seeded by `seed` and, where that is gone too, an empty history. Returns (whether `src` is such a
+    checkpoint, the epochs `src` had trained)."""
     from .storage import load_checkpoint, save_checkpoint
 
-    state = load_checkpoint(src)
-    fresh = "optimizer" not in state
+    state = load_checkpoint(src, required=("epoch",))
+    fresh, epoch = "optimizer" not in state, int(state["epoch"])
     if dst.exists():
-        return fresh
+        return fresh, epoch
     if not fresh:
         atomic_write_bytes(dst, src.read_bytes())
-        return False
+        return False, epoch
     import torch
 
     state["optimizer"] = torch.optim.Adam(load_model(src).parameters(), lr=lr).state_dict()
@@ -140,7 +141,7 @@ def _start_from(src: Path, dst: Path, load_model: Callable[[Path], Any], lr: flo
     state.setdefault("history", [])
     dst.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(dst, state)
-    return True
+    return True, epoch
 
 
 def _collect(run: "Run", r: int, cur: dict[str, Path]) -> dict[str, Any]:
@@ -210,11 +211,9 @@ def _encode(run: "Run", r: int, cur: dict[str, Path]) -> dict[str, Any]:
     if not run.cfg.iterate.retrain_vae:
         metrics = encode_episodes(files, load_vae(cur["vae"]), cur["latents"], progress=run.progress)
         return {"vae": str(cur["vae"]), "latents": str(cur["latents"]), **metrics}
-    from .storage import load_checkpoint
-
     out = round_dir(run, r)
-    fresh_optimizer = _start_from(cur["vae"], out / "vae" / "vae.pt", load_vae, run.cfg.vae.lr, run.cfg.vae.seed)
-    epochs = int(load_checkpoint(cur["vae"], required=("epoch",))["epoch"]) + run.cfg.iterate.vae_epochs
+    fresh_optimizer, done = _start_from(cur["vae"], out / "vae" / "vae.pt", load_vae, run.cfg.vae.lr, run.cfg.vae.seed)
+    epochs = done + run.cfg.iterate.vae_epochs
     vae_metrics = train_vae(files, out / "vae", dataclasses.replace(run.cfg.vae, epochs=epochs), progress=run.progress)
     metrics = encode_episodes(files, load_vae(out / "vae" / "vae.pt"), out / "latents", progress=run.progress)
     return {"vae": str(out / "vae" / "vae.pt"), "latents": str(out / "latents"), "vae_loss": vae_metrics["loss"],
@@ -224,12 +223,11 @@ def _encode(run: "Run", r: int, cur: dict[str, Path]) -> dict[str, Any]:
 def _rnn(run: "Run", r: int, cur: dict[str, Path], latents: Path) -> dict[str, Any]:
     from .envs import spec
     from .shards import list_episodes
-    from .storage import load_checkpoint
     from .train_rnn import load_mdnrnn, train_rnn
 
     out = round_dir(run, r) / "rnn"
-    fresh_optimizer = _start_from(cur["rnn"], out / "rnn.pt", load_mdnrnn, run.cfg.rnn.lr, run.cfg.rnn.seed)
-    epochs = int(load_checkpoint(cur["rnn"], required=("epoch",))["epoch"]) + run.cfg.iterate.rnn_epochs
+    fresh_optimizer, done = _start_from(cur["rnn"], out / "rnn.pt", load_mdnrnn, run.cfg.rnn.lr, run.cfg.rnn.seed)
+    epochs = done + run.cfg.iterate.rnn_epochs
     files = list(list_episodes(latents).values())
     metrics = train_rnn(files, out, dataclasses.replace(run.cfg.rnn, epochs=epochs),
                         action_dim=spec(run.cfg.env).action_dim, progress=run.progress)
