@@ -360,15 +360,26 @@ def test_a_truncated_shard_is_collected_again_and_said(tmp_path, capsys):
         np.testing.assert_array_equal(value, good[key])
 
 
-def test_collecting_in_this_process_gives_torchs_threads_back(tmp_path):
-    """An inline worker runs with one torch thread while it steps envs; the stages after it (V's
-    training) get the process's thread count back."""
+def test_collecting_in_this_process_gives_torchs_and_blas_threads_back(tmp_path):
+    """An inline worker runs torch and numpy's BLAS on one thread each while it steps envs; the stages
+    after it (V's training) get the process's thread counts back."""
     import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from wm_fast.rollout.pool import WorkerCore, WorkerSpec
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        collect(tmp_path, _cfg(episodes=1, max_steps=5, workers=1), progress=False)
-        assert torch.get_num_threads() == 2
+        with threadpool_limits(limits=2, user_api="blas"):
+            core = WorkerCore(WorkerSpec("carracing", "gymnasium", max_steps=5))
+            assert torch.get_num_threads() == 1 and set(blas_threads()) <= {1}
+            core.close()
+            assert torch.get_num_threads() == 2 and set(blas_threads()) <= {2}
+            collect(tmp_path, _cfg(episodes=1, max_steps=5, workers=1), progress=False)
+            assert torch.get_num_threads() == 2 and set(blas_threads()) <= {2}
     finally:
         torch.set_num_threads(before)

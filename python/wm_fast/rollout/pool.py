@@ -6,8 +6,8 @@
         results, report = run_requests(pool, [EpisodeRequest(seed, params) ...])
 
 Workers. Each worker (a spawned process, a Ray actor, or this process for backend "inline")
-builds once a `VecEnv` of `spec.num_envs` slots and its actor: V, M and C (`BatchedAgent`,
-`torch.set_num_threads(1)`) when the spec names V and M, else a random policy. A task is a
+builds once a `VecEnv` of `spec.num_envs` slots and its actor: V, M and C (`BatchedAgent`; torch and
+numpy's BLAS on one thread each) when the spec names V and M, else a random policy. A task is a
 batch of `EpisodeRequest`s run by `run_episodes`; a collection task writes each episode's
 shard itself (only small numbers travel back). Controller parameters are copied into the
 agent's existing tensors, so worker memory stays flat; every result carries the worker's RSS.
@@ -123,11 +123,15 @@ class WorkerCore:
         import tempfile
 
         import torch
+        from threadpoolctl import threadpool_limits
 
         from .. import envs
 
         self.threads_before = torch.get_num_threads()  # restored by close(): an inline worker shares our process
         torch.set_num_threads(1)
+        # numpy's BLAS too (frame resizing's small matmuls): its idle threads spin, and beside torch and the env
+        # processes on a loaded machine a 0.4 ms resize took 30 ms (results are the same on one thread)
+        self.blas_limits = threadpool_limits(limits=1, user_api="blas")
         vae_path, rnn_path = spec.vae_path, spec.rnn_path
         if spec.rnn_bytes is not None:  # files shipped to this node
             folder = Path(tempfile.mkdtemp(prefix="wm_fast_worker_"))
@@ -177,6 +181,7 @@ class WorkerCore:
 
         with contextlib.suppress(Exception):
             self.vec.close()
+        self.blas_limits.restore_original_limits()  # first: it may also reset torch's OpenMP to the worker's 1
         torch.set_num_threads(self.threads_before)
 
 
