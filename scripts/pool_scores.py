@@ -2,7 +2,8 @@
 
     python scripts/pool_scores.py OUT COMMAND EVALUATE_JSON [EVALUATE_JSON ...]
 
-Each EVALUATE_JSON is an evaluate.json-style file (returns, seeds) of the same controller; the blocks must not
+Each EVALUATE_JSON is an evaluate.json-style file (returns, seeds; or an iterate round's evaluate.json, which holds
+them under "metrics") of the same controller; the blocks must not
 share a seed. Writes OUT.json and OUT.md (results/ format: command, commit, machine).
 """
 
@@ -17,7 +18,8 @@ from wm_fast.storage import read_json
 
 
 def main(out: str, command: str, paths: list[str]) -> None:
-    blocks = [(p, read_json(p)) for p in paths]
+    records = [(p, read_json(p)) for p in paths]  # a stage record (`evaluate-*.json`) or an iterate step record,
+    blocks = [(p, rec if "seeds" in rec else rec["metrics"]) for p, rec in records]  # which nests them in metrics
     seeds = [s for _, ev in blocks for s in ev["seeds"]]
     if len(set(seeds)) != len(seeds):
         sys.exit("the score files share env seeds: pool blocks of distinct seeds only")
