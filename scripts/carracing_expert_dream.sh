@@ -2,7 +2,7 @@
 # The commands behind results/carracing_expert_dream.{json,md}: CarRacing C's trained only in M's dream, on the
 # episodes of a good driver (Dropout's Dream Land's recipe: 90 % of its M's data came from a real-env expert).
 #
-#   bash scripts/carracing_expert_dream.sh [smooth|raw|summary|all|dropout]   (default all; each resumes after a kill)
+#   bash scripts/carracing_expert_dream.sh [smooth|raw|summary|all|dropout|dropout-long]   (default all; each resumes after a kill)
 #
 # Base: results/carracing_headline (V and M from 80 random-policy episodes; controller_real is the headline chain's
 # real-env C, 808 held out), with those 80 episodes collected and encoded again (env seeds 0-79: the quick run's).
@@ -15,6 +15,9 @@
 #   dropout (session 12, named before it ran; not in `all`): smooth with Dropout's Dream Land's dropout: M continued
 #           with variational dropout 0.05 on z and h, C in dreams with one fresh mask per rollout at rate 0.1; on this
 #           part's own collection of the same 230 episodes (same seeds, C and noise); results/carracing_expert_dropout.*
+#   dropout-long (session 12, named before it ran, after dropout's 85.9): dropout's round M and dream (dropout 0.1),
+#           CMA-ES from zeros 64 x 16 dreams for 300 generations (dreams are cheap: 60 of 32 x 8 took 35 s), scored
+#           once on gymnasium seeds 5,200,000-099, used by nothing else; results/carracing_expert_dropout_long.*
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=.venv/bin/wm-fast
@@ -52,4 +55,19 @@ if [ "$part" = dropout ]; then
   .venv/bin/python scripts/expert_dream_summary.py results/carracing_expert_dropout \
     "bash scripts/carracing_expert_dream.sh dropout" \
     "dropout:reward smoothed over 10 frames; M dropout 0.05, dream dropout 0.1:$P"
+fi
+if [ "$part" = dropout-long ]; then
+  Q=runs/car_expert_dropout_long
+  if [ ! -f $Q/config.json ]; then
+    mkdir -p $Q/rnn && cp -al $P/latents $Q/ && cp -r $P/{collect.json,train-vae.json,encode.json,train-rnn.json,vae} $Q/
+    cp $P/iterate/round_001/rnn/rnn.pt $Q/rnn/
+    .venv/bin/python -c 'import json, sys; c = json.load(open(sys.argv[1]))
+c["controller"].update(popsize=64, rollouts=16, generations=300); c["evaluate"]["seed_start"] = 5200000
+json.dump(c, open(sys.argv[2], "w"), indent=1)' $P/config.json $Q/config.json
+  fi
+  $W train-controller --run-dir $Q --quiet
+  [ -f $Q/evaluate-dream.json ] || $W evaluate --run-dir $Q --controller dream --episodes 100 --no-video --quiet
+  $W summarize --run-dir $Q --controller dream --json-out results/carracing_expert_dropout_long.json \
+    --command "bash scripts/carracing_expert_dream.sh dropout-long"
+  $W export --run-dir $Q --out results/carracing_expert_dropout_long
 fi
