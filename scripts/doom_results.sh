@@ -49,6 +49,11 @@
 #   bash scripts/doom_results.sh random10k-round [D] # one iterate round on that C's own play, a new C from zeros in
 #                                                 # the new dream (D_10k_round), scored on 9,800,000-099 and
 #                                                 # 9,900,000-099; results/doom_random10k_round_pooled.*, folder
+#   bash scripts/doom_results.sh random10k-dropout-m [D] # the 10,000 random episodes again, M with dropout 0.05
+#                                                 # (D_10k_dropout); V and M in results/doom_random10k_dropout/
+#   bash scripts/doom_results.sh random10k-dropout-c [D] # then C in its dropout-0.1 dreams (D_10k_dropout_c, start
+#                                                 # pool of random10k-base), scored on 10,000,000-099 and
+#                                                 # 10,100,000-099; results/doom_random10k_dropout_pooled.*
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -76,7 +81,7 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
     edit_config "$src" "$dst" "$edit"
   fi
 }
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|temperature|m-sequence [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -289,6 +294,41 @@ random10k-round)
     "$P/iterate/round_001/evaluate.json" "$P/evaluate-iterate.json"
   $W export --run-dir "$P" --out results/doom_random10k_round
   ;;
+random10k-dropout-m)
+  # Named before it ran (session 12), for a session of its own (~2 hours on 2 cores): Dropout's Dream Land's
+  # Doom recipe on the paper's 10,000 random episodes (its dream dropout sweep: 0.0 767, 0.1 933). The random-10k
+  # run's collection again (env seeds 0-9,999) encoded with its V, and M from scratch as random10k's (6 epochs)
+  # but with variational dropout 0.05 on z and h. V and M go to results/doom_random10k_dropout/ (no C yet).
+  S=${D}_10k_dropout
+  if [ ! -f "$S/config.json" ]; then
+    mkdir -p "$S" && cp -r results/doom_random10k/{train-vae.json,vae} "$S"/
+    edit_config results/doom_random10k "$S" 'c["rnn"]["dropout"] = 0.05; c["controller"]["dream_dropout"] = 0.1
+c["controller"]["restarts"] = 1; c["evaluate"]["seed_start"] = 10000000'
+  fi
+  [ -f "$S/encode.json" ] || { $W collect --run-dir "$S" --quiet && $W encode --run-dir "$S" --quiet; }
+  $W train-rnn --run-dir "$S" --quiet
+  $W export --run-dir "$S" --out results/doom_random10k_dropout
+  ;;
+random10k-dropout-c)
+  # Named before it ran (session 12). After random10k-dropout-m: C from zeros in M's dropout dreams (a fresh mask
+  # pair per rollout at 0.1; tau 1.0, done threshold 0.5, 64 x 16, 50 generations, 1 restart), dreams starting
+  # from the start pool of random10k-base (run that first on a new machine). Scored on 10,000,000-099 (the
+  # result, whatever it is), then on 10,100,000-099; both pooled. No choice is made.
+  P=${D}_10k_dropout_c
+  if [ ! -f "$P/config.json" ]; then
+    mkdir -p "$P" && cp -al "${D}_10k_pool/latents" "$P"/
+    cp -r results/doom_random10k_dropout/. "$P"/
+  fi
+  $W train-controller --run-dir "$P" --quiet
+  [ -f "$P/evaluate-dream.json" ] || $W evaluate --run-dir "$P" --controller dream --episodes 100 \
+    --seed-start 10000000 --no-video --quiet
+  # the same C again ("latest" is the dream C in a run without iterate rounds), into evaluate.json
+  [ -f "$P/evaluate.json" ] || $W evaluate --run-dir "$P" --controller latest --episodes 100 \
+    --seed-start 10100000 --no-video --quiet
+  $PY scripts/pool_scores.py results/doom_random10k_dropout_pooled \
+    "bash scripts/doom_results.sh random10k-dropout-c $D" "$P/evaluate-dream.json" "$P/evaluate.json"
+  $W export --run-dir "$P" --out results/doom_random10k_dropout
+  ;;
 random10k-pooled)
   # restart 0's C (D_10k_r0) is the C that random10k chose (the same parameters)
   $PY scripts/pool_scores.py results/doom_random10k_pooled "bash scripts/doom_results.sh random10k-pooled $D" \
@@ -316,5 +356,5 @@ m-sequence)
   $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
   $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
   ;;
-*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, random10k-threshold-confirm, random10k-round, temperature or m-sequence)" >&2; exit 2 ;;
+*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, random10k-threshold-confirm, random10k-round, random10k-dropout-m, random10k-dropout-c, temperature or m-sequence)" >&2; exit 2 ;;
 esac
