@@ -2,9 +2,9 @@
 
     python scripts/pool_scores.py OUT COMMAND EVALUATE_JSON [EVALUATE_JSON ...]
 
-Each EVALUATE_JSON is an evaluate.json-style file (returns, seeds; or an iterate round's evaluate.json, which holds
-them under "metrics") of the same controller; the blocks must not
-share a seed. Writes OUT.json and OUT.md (results/ format: command, commit, machine).
+Each EVALUATE_JSON holds the returns and seeds of one block of the same controller: an evaluate stage record, or
+an iterate round's evaluate.json (which holds them under "metrics"); the blocks must not share a seed. Writes
+OUT.json and OUT.md (results/ format: command, commit, machine).
 """
 
 from __future__ import annotations
