@@ -2,7 +2,7 @@
 # The commands behind results/carracing_expert_dream.{json,md}: CarRacing C's trained only in M's dream, on the
 # episodes of a good driver (Dropout's Dream Land's recipe: 90 % of its M's data came from a real-env expert).
 #
-#   bash scripts/carracing_expert_dream.sh [smooth|raw|summary|all|dropout|dropout-long]   (default all; each resumes after a kill)
+#   bash scripts/carracing_expert_dream.sh [smooth|raw|summary|all|dropout|dropout-long|more]   (default all; each resumes after a kill)
 #
 # Base: results/carracing_headline (V and M from 80 random-policy episodes; controller_real is the headline chain's
 # real-env C, 808 held out), with those 80 episodes collected and encoded again (env seeds 0-79: the quick run's).
@@ -18,6 +18,9 @@
 #   dropout-long (session 12, named before it ran, after dropout's 85.9): dropout's round M and dream (dropout 0.1),
 #           CMA-ES from zeros 64 x 16 dreams for 300 generations (dreams are cheap: 60 of 32 x 8 took 35 s), scored
 #           once on gymnasium seeds 5,200,000-099, used by nothing else; results/carracing_expert_dropout_long.*
+#   more (session 12, named before it ran, after dropout-long's -27.7): smooth with 500 of the driver's episodes
+#           instead of 150 (env seeds 1,100,000-1,100,499, noise spread 0-0.1 over the 500), scored once on
+#           gymnasium seeds 5,300,000-099, used by nothing else; results/carracing_expert_more.*
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=.venv/bin/wm-fast
@@ -70,4 +73,11 @@ json.dump(c, open(sys.argv[2], "w"), indent=1)' $P/config.json $Q/config.json
   $W summarize --run-dir $Q --controller dream --json-out results/carracing_expert_dropout_long.json \
     --command "bash scripts/carracing_expert_dream.sh dropout-long"
   $W export --run-dir $Q --out results/carracing_expert_dropout_long
+fi
+if [ "$part" = more ]; then
+  base runs/car_expert_more 10
+  $W iterate --run-dir runs/car_expert_more --rounds 1 --start real --controller-from zeros --episodes 500 --noise 0.1 \
+    --spread-noise --rnn-epochs 20 --generations 60 --eval-episodes 100 --eval-seed-start 5300000 --quiet
+  .venv/bin/python scripts/expert_dream_summary.py results/carracing_expert_more \
+    "bash scripts/carracing_expert_dream.sh more" "more:reward smoothed over 10 frames; 500 driver episodes:runs/car_expert_more"
 fi
