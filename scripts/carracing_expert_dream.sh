@@ -24,17 +24,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=.venv/bin/wm-fast
+PY=.venv/bin/python
+source scripts/lib.sh  # edit_config
 S=runs/car_expert_smooth R=runs/car_expert_raw P=runs/car_expert_dropout O=results/carracing_expert_dream
-ITER=(--rounds 1 --start real --controller-from zeros --episodes 150 --noise 0.1 --spread-noise --rnn-epochs 20
-      --generations 60 --eval-episodes 100 --eval-seed-start 5100000 --quiet)
+ROUND=(--rounds 1 --start real --controller-from zeros --noise 0.1 --spread-noise --rnn-epochs 20 --generations 60
+       --eval-episodes 100 --quiet)
+ITER=("${ROUND[@]}" --episodes 150 --eval-seed-start 5100000)
 base() {  # base DIR SMOOTHING [EDIT]: the headline run's config, stage records, V, M and Cs, with M's reward
           # smoothing and EDIT (Python on the config dict `c`)
   if [ ! -f "$1/config.json" ]; then
     mkdir -p "$1"
     cp -r results/carracing_headline/{collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn,controller,controller_real} "$1"/
-    .venv/bin/python -c 'import json, sys; c = json.load(open(sys.argv[1])); c["rnn"]["reward_smoothing"] = int(sys.argv[3])
-exec(sys.argv[4]); json.dump(c, open(sys.argv[2], "w"), indent=1)' results/carracing_headline/config.json "$1/config.json" \
-      "$2" "${3:-pass}"
+    edit_config results/carracing_headline "$1" "c['rnn']['reward_smoothing'] = $2; ${3:-pass}"
   fi
   [ -f "$1/latents/episode_000079.npz" ] || { $W collect --run-dir "$1" --quiet && $W encode --run-dir "$1" --quiet; }
 }
@@ -49,13 +50,13 @@ if [ "$part" = raw ] || [ "$part" = all ]; then
   $W iterate --run-dir $R "${ITER[@]}"
 fi
 if [ "$part" = summary ] || [ "$part" = all ]; then
-  .venv/bin/python scripts/expert_dream_summary.py $O "bash scripts/carracing_expert_dream.sh" \
+  $PY scripts/expert_dream_summary.py $O "bash scripts/carracing_expert_dream.sh" \
     "smooth:M's reward target smoothed over 10 frames:$S" "raw:M's reward target the reward itself:$R"
 fi
 if [ "$part" = dropout ]; then
   base $P 10 'c["rnn"]["dropout"] = 0.05; c["controller"]["dream_dropout"] = 0.1'
   $W iterate --run-dir $P "${ITER[@]}"
-  .venv/bin/python scripts/expert_dream_summary.py results/carracing_expert_dropout \
+  $PY scripts/expert_dream_summary.py results/carracing_expert_dropout \
     "bash scripts/carracing_expert_dream.sh dropout" \
     "dropout:reward smoothed over 10 frames; M dropout 0.05, dream dropout 0.1:$P"
 fi
@@ -64,9 +65,8 @@ if [ "$part" = dropout-long ]; then
   if [ ! -f $Q/config.json ]; then
     mkdir -p $Q/rnn && cp -al $P/latents $Q/ && cp -r $P/{collect.json,train-vae.json,encode.json,train-rnn.json,vae} $Q/
     cp $P/iterate/round_001/rnn/rnn.pt $Q/rnn/
-    .venv/bin/python -c 'import json, sys; c = json.load(open(sys.argv[1]))
-c["controller"].update(popsize=64, rollouts=16, generations=300); c["evaluate"]["seed_start"] = 5200000
-json.dump(c, open(sys.argv[2], "w"), indent=1)' $P/config.json $Q/config.json
+    edit_config $P $Q 'c["controller"].update(popsize=64, rollouts=16, generations=300)
+c["evaluate"]["seed_start"] = 5200000'
   fi
   $W train-controller --run-dir $Q --quiet
   [ -f $Q/evaluate-dream.json ] || $W evaluate --run-dir $Q --controller dream --episodes 100 --no-video --quiet
@@ -76,8 +76,7 @@ json.dump(c, open(sys.argv[2], "w"), indent=1)' $P/config.json $Q/config.json
 fi
 if [ "$part" = more ]; then
   base runs/car_expert_more 10
-  $W iterate --run-dir runs/car_expert_more --rounds 1 --start real --controller-from zeros --episodes 500 --noise 0.1 \
-    --spread-noise --rnn-epochs 20 --generations 60 --eval-episodes 100 --eval-seed-start 5300000 --quiet
-  .venv/bin/python scripts/expert_dream_summary.py results/carracing_expert_more \
+  $W iterate --run-dir runs/car_expert_more "${ROUND[@]}" --episodes 500 --eval-seed-start 5300000
+  $PY scripts/expert_dream_summary.py results/carracing_expert_more \
     "bash scripts/carracing_expert_dream.sh more" "more:reward smoothed over 10 frames; 500 driver episodes:runs/car_expert_more"
 fi

@@ -65,10 +65,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 W=.venv/bin/wm-fast
 PY=.venv/bin/python
-edit_config() {  # edit_config SRC DST EDIT: DST/config.json = SRC/config.json with EDIT (Python on the dict `c`)
-  $PY -c 'import json, sys; c = json.load(open(sys.argv[1])); exec(sys.argv[3]); json.dump(c, open(sys.argv[2], "w"), indent=1)' \
-    "$1/config.json" "$2/config.json" "$3"
-}
+source scripts/lib.sh  # edit_config
 derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents (hard links: latent files are
             # replaced atomically, never written in place) and FILEs, with config edits; EDIT is Python run on
             # the config dict `c`; an existing DST is left as it is (resume)
