@@ -383,3 +383,24 @@ def test_collecting_in_this_process_gives_torchs_and_blas_threads_back(tmp_path)
             assert torch.get_num_threads() == 2 and set(blas_threads()) <= {2}
     finally:
         torch.set_num_threads(before)
+
+
+def test_an_inline_worker_that_fails_to_start_gives_the_threads_back(tmp_path):
+    """A worker whose actor cannot be built (here: M's checkpoint is missing) raises, and leaves the process
+    with the torch and BLAS thread counts it had."""
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from wm_fast.errors import CheckpointError
+    from wm_fast.rollout.pool import WorkerCore, WorkerSpec
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with threadpool_limits(limits=2, user_api="blas"):
+            with pytest.raises(CheckpointError, match="does not exist"):
+                WorkerCore(WorkerSpec("carracing", "gymnasium", max_steps=5, rnn_path=str(tmp_path / "missing.pt")))
+            assert torch.get_num_threads() == 2
+            assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} <= {2}
+    finally:
+        torch.set_num_threads(before)

@@ -120,18 +120,25 @@ class WorkerCore:
     """A worker's VecEnv and actor, built once; `run(task)` runs a batch of episodes."""
 
     def __init__(self, spec: WorkerSpec):
-        import tempfile
-
         import torch
         from threadpoolctl import threadpool_limits
-
-        from .. import envs
 
         self.threads_before = torch.get_num_threads()  # restored by close(): an inline worker shares our process
         torch.set_num_threads(1)
         # numpy's BLAS too (frame resizing's small matmuls): its idle threads spin, and beside torch and the env
         # processes on a loaded machine a 0.4 ms resize took 30 ms (results are the same on one thread)
         self.blas_limits = threadpool_limits(limits=1, user_api="blas")
+        try:
+            self._build(spec)
+        except BaseException:  # an inline worker that failed to start gives the process its thread counts back
+            self.close()
+            raise
+
+    def _build(self, spec: WorkerSpec) -> None:
+        import tempfile
+
+        from .. import envs
+
         vae_path, rnn_path = spec.vae_path, spec.rnn_path
         if spec.rnn_bytes is not None:  # files shipped to this node
             folder = Path(tempfile.mkdtemp(prefix="wm_fast_worker_"))
@@ -177,10 +184,13 @@ class WorkerCore:
         return out
 
     def close(self) -> None:
+        with contextlib.suppress(Exception):  # (a worker that failed to start may have no VecEnv)
+            self.vec.close()
+        self._restore_threads()
+
+    def _restore_threads(self) -> None:
         import torch
 
-        with contextlib.suppress(Exception):
-            self.vec.close()
         self.blas_limits.restore_original_limits()  # first: it may also reset torch's OpenMP to the worker's 1
         torch.set_num_threads(self.threads_before)
 
