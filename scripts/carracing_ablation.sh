@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 Q=${1:-runs/quick}
 W=.venv/bin/wm-fast
+PY=.venv/bin/python
+source scripts/lib.sh  # edit_config
 score() {  # score RUN CONTROLLER: C on the 100 held-out episodes into RUN/evaluate-CONTROLLER.json, unless done
   [ -f "$1/evaluate-$2.json" ] || $W evaluate --run-dir "$1" --controller "$2" --episodes 100 --seed-start 5000000 \
     --no-video --quiet
@@ -23,12 +25,7 @@ score $B real
 D=runs/ablation_dropout
 if [ ! -d $D ]; then
   mkdir -p $D && cp -r $B/{collect.json,train-vae.json,encode.json,vae,latents} $D/
-  .venv/bin/python - $B/config.json $D/config.json <<'PY'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["rnn"]["dropout"], c["controller"]["dream_dropout"], c["real"]["run_mode"] = 0.05, 0.1, "off"
-json.dump(c, open(sys.argv[2], "w"), indent=1)
-PY
+  edit_config $B $D 'c["rnn"]["dropout"], c["controller"]["dream_dropout"], c["real"]["run_mode"] = 0.05, 0.1, "off"'
 fi
 $W train-rnn --run-dir $D --quiet
 $W train-controller --run-dir $D --quiet
@@ -55,4 +52,4 @@ for r in 1 2; do
                                                cp $I/evaluate-iterate.json $I/evaluate-iterate-round$r.json; }
 done
 
-.venv/bin/python scripts/ablation_summary.py runs
+$PY scripts/ablation_summary.py runs
