@@ -42,6 +42,26 @@ def test_cma_improves_and_writes_outputs(tmp_path):
     assert params.shape == (5,)
 
 
+def test_every_evaluated_mean_is_kept_as_a_controller(tmp_path):
+    """means/generation_GGGG.pt holds the CMA mean each evaluation scored: the best of them is controller.pt's
+    C, the last is the final mean, and a resumed run writes the same files."""
+    train_controller(Quadratic(), 5, tmp_path / "straight", CFG, progress=False)
+    snapshots = sorted((tmp_path / "straight" / "means").iterdir())
+    assert [p.name for p in snapshots] == [f"generation_{g:04d}.pt" for g in (4, 8, 12)]
+    states = [torch.load(p, weights_only=True) for p in snapshots]
+    final = torch.load(tmp_path / "straight" / "controller.pt", weights_only=True)
+    k = max(range(len(states)), key=lambda i: states[i]["eval_return"])
+    torch.testing.assert_close(load_controller(snapshots[k]), final["params"], rtol=0, atol=0)
+    torch.testing.assert_close(states[-1]["params"], final["mean_params"], rtol=0, atol=0)
+    assert [st["generation"] for st in states] == [4, 8, 12] and states[k]["eval_return"] == final["eval_return"]
+    train_controller(Quadratic(), 5, tmp_path / "resumed", dataclasses.replace(CFG, generations=6), progress=False)
+    np.random.seed(1)  # as in a new process
+    train_controller(Quadratic(), 5, tmp_path / "resumed", CFG, progress=False)
+    for p in snapshots:
+        torch.testing.assert_close(torch.load(tmp_path / "resumed" / "means" / p.name, weights_only=True)["params"],
+                                   torch.load(p, weights_only=True)["params"], rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("n", [5, 300])  # cma steps sigma with CSA below n = 300, with TPA from 300 on
 def test_resume_gives_the_identical_result(tmp_path, n):
     train_controller(Quadratic(), n, tmp_path / "straight", CFG, progress=False)

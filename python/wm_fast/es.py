@@ -5,8 +5,9 @@ Every generation the full state is saved atomically in one file, `es_state.pt`
 `_pickle_es`: its references to numpy's global RNG stay references), numpy's global RNG
 state (which `cma` samples from), the generation counter,
 the current mean and the best solutions (best candidate seen, best evaluated mean), the
-periodic evaluations and the log. A kill at any moment loses at most the generation in
-flight; rerunning continues with the same mean, step size and random stream, and (evaluators
+periodic evaluations and the log; each evaluated mean is also kept as a checkpoint of its own
+(`snapshot_path`), so any evaluated generation can be scored later. A kill at any moment loses
+at most the generation in flight; rerunning continues with the same mean, step size and random stream, and (evaluators
 being deterministic given their seed) ends with the same result as an uninterrupted run.
 
 Evaluators: `DreamEvaluator` here (the whole population in one dream call) and
@@ -40,6 +41,14 @@ from .storage import CheckpointError, atomic_write_bytes, dumps_json, load_check
 
 STATE_FILE = "es_state.pt"
 CONTROLLER_FILE = "controller.pt"
+SNAPSHOT_FOLDER = "means"
+
+
+def snapshot_path(out_dir: Path | str, generation: int) -> Path:
+    """The CMA-ES mean evaluated after `generation` generations: a controller.pt-like checkpoint
+    (params (n,), generation, eval_return, evaluator, config), so that any evaluated generation can be
+    scored or chosen later, not only the best one by the evaluator's own score."""
+    return Path(out_dir) / SNAPSHOT_FOLDER / f"generation_{generation:04d}.pt"
 
 log = logging.getLogger("wm_fast.es")
 
@@ -309,6 +318,9 @@ def train_controller(
         evals.append(entry)
         if best_eval is None or score > best_eval:
             best_eval, best_eval_params = score, torch.from_numpy(mean.copy())
+        save_checkpoint(snapshot_path(out_dir, generation), {
+            "params": torch.from_numpy(mean.copy()), "generation": generation, "eval_return": score,
+            "evaluator": evaluator.name, "config": dataclasses.asdict(cfg)})
         return entry
 
     start = time.perf_counter()
