@@ -2,7 +2,7 @@
 # The commands behind results/carracing_expert_dream.{json,md}: CarRacing C's trained only in M's dream, on the
 # episodes of a good driver (Dropout's Dream Land's recipe: 90 % of its M's data came from a real-env expert).
 #
-#   bash scripts/carracing_expert_dream.sh [smooth|raw|summary|all|dropout|dropout-long|more]   (default all; each resumes after a kill)
+#   bash scripts/carracing_expert_dream.sh [smooth|raw|summary|all|dropout|dropout-long|more|select]   (default all; each resumes after a kill)
 #
 # Base: results/carracing_headline (V and M from 80 random-policy episodes; controller_real is the headline chain's
 # real-env C, 808 held out), with those 80 episodes collected and encoded again (env seeds 0-79: the quick run's).
@@ -21,6 +21,8 @@
 #   more (session 12, named before it ran, after dropout-long's -27.7): smooth with 500 of the driver's episodes
 #           instead of 150 (env seeds 1,100,000-1,100,499, noise spread 0-0.1 over the 500), scored once on
 #           gymnasium seeds 5,300,000-099, used by nothing else; results/carracing_expert_more.*
+#   select (session 13, named before it ran, after more's 98.0): more's M, C from zeros at tau 1.0 / 1.25 / 1.5, the
+#           generation chosen on 20 real episodes (5,400,000-019), scored on 5,500,000-099; see the part below
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=.venv/bin/wm-fast
@@ -79,4 +81,35 @@ if [ "$part" = more ]; then
   $W iterate --run-dir runs/car_expert_more "${ROUND[@]}" --episodes 500 --eval-seed-start 5300000
   $PY scripts/expert_dream_summary.py results/carracing_expert_more \
     "bash scripts/carracing_expert_dream.sh more" "more:reward smoothed over 10 frames; 500 driver episodes:runs/car_expert_more"
+fi
+if [ "$part" = select ]; then
+  # Named before it ran (session 13, for a later session: ~40 min). more's M (its round-1 M, 580 episodes) and V;
+  # dreams start from the first frames of the 80 random episodes (env seeds 0-79, collected and encoded again).
+  # C from zeros in that dream at tau 1.0, 1.25 and 1.5 (32 x 8 dreams, 60 generations, as more), each CMA-ES
+  # mean its run evaluated (generations 10, 20, ..., 60: 18 candidates) scored on the same 20 gymnasium episodes
+  # (env seeds 5,400,000-019); the best there scored once on 5,500,000-099, which nothing else uses: the result,
+  # whatever it is. Asks whether the dream holds a driver that its own score cannot pick (dream 481.6 vs real 98.0).
+  # The chosen C is exported as its run's dream controller: results/carracing_expert_select/ (wm-fast evaluate
+  # --controller dream); the table in results/carracing_expert_select.{json,md}.
+  L=runs/car_expert_select M=results/carracing_expert_more/more
+  if [ ! -f $L/config.json ]; then
+    mkdir -p $L/rnn && cp -r $M/{collect.json,train-vae.json,encode.json,vae} $L/
+    cp $M/iterate/round_001/rnn/rnn.pt $L/rnn/
+    edit_config $M $L 'c["evaluate"]["seed_start"] = 5500000'
+  fi
+  [ -f $L/latents/episode_000079.npz ] || { $W collect --run-dir $L --quiet && $W encode --run-dir $L --quiet; }
+  TAUS=()
+  for tau in 1.0 1.25 1.5; do
+    T=${L}_tau$tau TAUS+=($T)
+    if [ ! -f $T/config.json ]; then
+      mkdir -p $T && cp -al $L/latents $T/ && cp -r $L/{collect.json,train-vae.json,encode.json,vae,rnn} $T/
+      edit_config $L $T "c['controller']['temperature'] = $tau"
+    fi
+    $W train-controller --run-dir $T --quiet
+  done
+  $PY scripts/choose_generation.py 5400000 20 5500000 results/carracing_expert_select \
+    "bash scripts/carracing_expert_dream.sh select" "${TAUS[@]}"
+  C=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["chosen_controller"])' results/carracing_expert_select.json)
+  $W export --run-dir "${C%/controller/means/*}" --out results/carracing_expert_select
+  cp "$C" results/carracing_expert_select/controller/controller.pt
 fi

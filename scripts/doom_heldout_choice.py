@@ -23,13 +23,13 @@ from wm_fast.storage import atomic_write_json, read_json
 EPISODES = 100
 
 
-def score(run: Run, controller: Path, seed_start: int, out_json: Path) -> dict:
-    """C's real score, with the run's V and M, on EPISODES episodes from `seed_start` (reused from out_json
+def score(run: Run, controller: Path, seed_start: int, out_json: Path, episodes: int = EPISODES) -> dict:
+    """C's real score, with the run's V and M, on `episodes` episodes from `seed_start` (reused from out_json
     when its seeds match)."""
     kept = read_json(out_json) if out_json.exists() else {}
-    if kept.get("seeds") == [seed_start + i for i in range(EPISODES)]:
+    if kept.get("seeds") == [seed_start + i for i in range(episodes)]:
         return kept
-    ev_cfg = dataclasses.replace(run.cfg.evaluate, episodes=EPISODES, seed_start=seed_start, video=False)
+    ev_cfg = dataclasses.replace(run.cfg.evaluate, episodes=episodes, seed_start=seed_start, video=False)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     result = run.score(controller, ev_cfg)
     result.update(commit=git_commit(), machine=machine_description(), controller=str(controller))

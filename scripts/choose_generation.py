@@ -1,0 +1,76 @@
+"""Choose one dream-trained C among the CMA-ES means each run evaluated (controller/means/generation_*.pt),
+on a short selection block of real episodes, then score the chosen once on a held-out block of 100.
+
+    python scripts/choose_generation.py SELECT_SEED SELECT_EPISODES HELDOUT_SEED OUT COMMAND RUN_DIR [RUN_DIR ...]
+
+Every candidate is scored with its own run's V and M on the same SELECT_EPISODES episodes from SELECT_SEED;
+the best real mean there is scored on the 100 episodes from HELDOUT_SEED, which nothing else uses: that score
+is the result, whatever it is. A dream score can be exploited (C finds M's errors), so the dream's own choice
+of generation may not be the best driver; this asks what a short real check picks instead, and the held-out
+block tells whether it holds. Scores are kept in the first RUN_DIR's choice/ folder (a rerun reuses them).
+Writes OUT.json and OUT.md (results/ format: command, commit, machine).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from doom_heldout_choice import EPISODES, describe, score  # noqa: E402  (scripts/ is on sys.path)
+
+from wm_fast.pipeline import Run
+from wm_fast.provenance import write_results
+from wm_fast.storage import atomic_write_json, load_checkpoint, read_json
+
+
+def main(select_seed: str, select_episodes: str, heldout_seed: str, out: str, command: str, *run_dirs: str) -> None:
+    select, n_select, heldout = int(select_seed), int(select_episodes), int(heldout_seed)
+    runs = [Run(d, progress=False, save_config=False) for d in run_dirs]
+    if not runs:
+        sys.exit(__doc__)
+    folder = runs[0].dir / "choice"
+    candidates = []
+    for run in runs:
+        snapshots = sorted((run.dir / "controller" / "means").glob("generation_*.pt"))
+        if not snapshots:
+            sys.exit(f"{run.dir}/controller/means holds no evaluated means: train its controller first")
+        for path in snapshots:
+            state = load_checkpoint(path, required=("params", "generation", "eval_return"))
+            ev = score(run, path, select, folder / f"select_{run.dir.name}_{path.stem}.json", n_select)
+            candidates.append({"name": f"{run.dir.name}: {describe(run)}, generation {state['generation']}",
+                               "run_dir": str(run.dir), "controller": str(path), "generation": state["generation"],
+                               "dream": float(state["eval_return"]), "select_mean": ev["mean"],
+                               "select_std": ev["std"]})
+            print(f"{candidates[-1]['name']}: dream {candidates[-1]['dream']:.1f}, real {ev['mean']:.1f}", flush=True)
+    chosen = max(candidates, key=lambda cand: cand["select_mean"])
+    chosen_path = folder / "chosen.json"
+    if chosen_path.exists() and read_json(chosen_path)["controller"] != chosen["controller"]:
+        sys.exit(f"{chosen_path} names another C than {chosen['controller']}; the held-out block is spent")
+    atomic_write_json(chosen_path, {"controller": chosen["controller"], "name": chosen["name"]})
+    chosen_run = next(r for r in runs if str(r.dir) == chosen["run_dir"])
+    held = score(chosen_run, Path(chosen["controller"]), heldout, folder / "heldout.json")
+    last = f"{select:,}–{select + n_select - 1:,}"
+    summary = {"command": command, "commit": held["commit"], "machine": held["machine"],
+               "select_seeds": [select, select + n_select - 1], "heldout_seeds": [heldout, heldout + EPISODES - 1],
+               "candidates": candidates, "chosen": chosen["name"], "chosen_controller": chosen["controller"],
+               "real_mean": held["mean"], "real_std": held["std"], "episodes": held["episodes"],
+               "evaluate_seconds": held["seconds"]}
+    lines = [
+        f"# {runs[0].cfg.env}: a generation of dream-trained C chosen on real episodes, scored on held-out ones",
+        "",
+        f"Held out: **{held['mean']:.1f} ± {held['std']:.1f}** over {held['episodes']} episodes, env seeds "
+        f"{heldout:,}–{heldout + EPISODES - 1:,} (used for nothing else), of the C chosen on env seeds {last} "
+        f"({n_select} episodes each): {chosen['name']}. Every C was trained only in M's dream.",
+        "",
+        f"| candidate | dream (its CMA-ES evaluation) | real on {last} |",
+        "|---|---:|---|",
+        *(f"| {cand['name']}{' (chosen)' if cand is chosen else ''} | {cand['dream']:.1f} | "
+          f"{cand['select_mean']:.1f} ± {cand['select_std']:.1f} |" for cand in candidates),
+    ]
+    print(write_results(out, summary, lines))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 7:
+        sys.exit(__doc__)
+    main(*sys.argv[1:])
