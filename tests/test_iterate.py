@@ -146,3 +146,27 @@ def test_a_round_continues_an_exported_m_with_a_fresh_optimizer(tiny_run_dir, tm
     assert torch.load(rnd / "rnn" / "rnn.pt", weights_only=True)["epoch"] == state["epoch"] + 1
     assert len(list((run_dir / "episodes").glob("episode_*.npz"))) == metrics["episodes"] - len(
         list((tiny_run_dir / "episodes").glob("episode_*.npz")))
+
+
+def test_a_rounds_score_uses_the_runs_evaluate_settings(tmp_path, monkeypatch):
+    """Each round's C is scored as `evaluate` would: on evaluate's env backend (a run may collect on EnvPool and
+    score on gymnasium), workers and episode cap, on the round's own episodes and seeds."""
+    import dataclasses
+
+    from wm_fast import iterate as iterate_module
+    from wm_fast.config import get_preset
+    from wm_fast.pipeline import Run
+
+    cfg = get_preset("tiny")
+    cfg = dataclasses.replace(cfg, env_backend="envpool",
+                              evaluate=dataclasses.replace(cfg.evaluate, env_backend="gymnasium", max_steps=77,
+                                                           workers=1, envs_per_worker=3),
+                              iterate=dataclasses.replace(cfg.iterate, eval_episodes=5, eval_seed_start=4242))
+    run = Run(tmp_path, cfg, progress=False, save_config=False)
+    seen = {}
+    monkeypatch.setattr(run, "score", lambda controller, ev_cfg, **kw: seen.update(cfg=ev_cfg, rnn=kw["rnn_path"]))
+    iterate_module._evaluate(run, 2, None)
+    ev = seen["cfg"]
+    assert (ev.env_backend, ev.max_steps, ev.workers, ev.envs_per_worker) == ("gymnasium", 77, 1, 3)
+    assert (ev.episodes, ev.seed_start, ev.video) == (5, 4242, False)
+    assert seen["rnn"] == tmp_path / "iterate/round_002/rnn/rnn.pt"

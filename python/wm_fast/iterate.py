@@ -250,14 +250,12 @@ def _controller(run: "Run", r: int, cur: dict[str, Path], latents: Path) -> dict
 
 
 def _evaluate(run: "Run", r: int, vae: Path | None) -> dict[str, Any]:
-    from .config import EvalConfig
-
+    """Round r's C in the real env as `evaluate` scores (its env backend, workers, episode cap), on the round's
+    iterate.eval_episodes episodes from iterate.eval_seed_start (default evaluate.seed_start)."""
     folder = round_dir(run, r)
     seed_start = run.cfg.iterate.eval_seed_start
-    cfg = EvalConfig(episodes=run.cfg.iterate.eval_episodes,
-                     seed_start=run.cfg.evaluate.seed_start if seed_start is None else seed_start,
-                     max_steps=run.cfg.evaluate.max_steps, video=False, workers=run.cfg.evaluate.workers,
-                     envs_per_worker=run.cfg.evaluate.envs_per_worker)
+    cfg = dataclasses.replace(run.cfg.evaluate, episodes=run.cfg.iterate.eval_episodes, video=False,
+                              seed_start=run.cfg.evaluate.seed_start if seed_start is None else seed_start)
     return run.score(folder / "controller" / "controller.pt", cfg, rnn_path=folder / "rnn" / "rnn.pt", vae_path=vae)
 
 
