@@ -2,7 +2,7 @@
 # The commands behind results/carracing_expert_dream.{json,md}: CarRacing C's trained only in M's dream, on the
 # episodes of a good driver (Dropout's Dream Land's recipe: 90 % of its M's data came from a real-env expert).
 #
-#   bash scripts/carracing_expert_dream.sh [smooth|raw|summary|all|dropout|dropout-long|more|select]   (default all; each resumes after a kill)
+#   bash scripts/carracing_expert_dream.sh [smooth|raw|summary|all|dropout|dropout-long|more|select|envpool-2k]   (default all; each resumes after a kill)
 #
 # Base: results/carracing_headline (V and M from 80 random-policy episodes; controller_real is the headline chain's
 # real-env C, 808 held out), with those 80 episodes collected and encoded again (env seeds 0-79: the quick run's).
@@ -23,6 +23,8 @@
 #           gymnasium seeds 5,300,000-099, used by nothing else; results/carracing_expert_more.*
 #   select (session 13, named before it ran, after more's 98.0): more's M, C from zeros at tau 1.0 / 1.25 / 1.5, the
 #           generation chosen on 20 real episodes (5,400,000-019), scored on 5,500,000-099; see the part below
+#   envpool-2k (session 13, named before it ran, after more's 98.0): smooth with 2,000 driver episodes collected on
+#           EnvPool (4x gymnasium's agent steps/s: results/real_env_cpu.md), scored on gymnasium 5,600,000-099
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=.venv/bin/wm-fast
@@ -112,4 +114,19 @@ if [ "$part" = select ]; then
   C=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["chosen_controller"])' results/carracing_expert_select.json)
   $W export --run-dir "${C%/controller/means/*}" --out results/carracing_expert_select
   cp "$C" results/carracing_expert_select/controller/controller.pt
+fi
+if [ "$part" = envpool-2k ]; then
+  # Named before it ran (session 13, for a later session: ~1 hour). more (500 driver episodes: 98.0) with 2,000:
+  # the same base (80 random gymnasium episodes, reward smoothed over 10 frames), then the run's env backend set to
+  # EnvPool for the round's collection only (the headline C, noise spread 0-0.1, env seeds 1,100,000-1,101,999,
+  # up to 500 steps; V stays the gymnasium-trained one, as for the headline C that was trained on EnvPool);
+  # M continued 20 epochs on the 2,080, C from zeros in its dream (32 x 8, 60 generations), scored once on
+  # gymnasium CarRacing-v3, env seeds 5,600,000-099, which nothing else uses.
+  E=runs/car_expert_envpool2k
+  base $E 10
+  [ -d $E/iterate ] || edit_config $E $E 'c["env_backend"] = "envpool"; c["evaluate"]["env_backend"] = "gymnasium"'
+  $W iterate --run-dir $E "${ROUND[@]}" --episodes 2000 --eval-seed-start 5600000
+  $PY scripts/expert_dream_summary.py results/carracing_expert_envpool2k \
+    "bash scripts/carracing_expert_dream.sh envpool-2k" \
+    "envpool-2k:reward smoothed over 10 frames; 2,000 driver episodes (EnvPool):$E"
 fi
