@@ -1,8 +1,10 @@
 """DoomTakeCover: the env (frames, moves, +1 a frame, seeds, no files in the user's folder), its
 collection (actions recorded as the moves made) and the whole pipeline on the `tiny` preset."""
 
+import contextlib
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
@@ -147,3 +149,66 @@ def test_the_committed_doom_headline_controller_still_dodges(tmp_path):
     ev = json.loads((run / "evaluate.json").read_text())
     assert ev["controller"] == "iterate" and "round_002" in ev["controller_file"]
     assert ev["mean"] > 351, ev["returns"]
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_killed_collection_takes_its_vizdoom_games_with_it(tmp_path, workers):
+    """ViZDoom's game processes ignore SIGTERM; `kill` on a Doom collection (its whole process group, as a
+    terminal's or a scheduler's kill does) still ends every game it started."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "wm_fast", "collect", "--run-dir", str(tmp_path / "D"), "--env", "doom",
+           "--preset", "tiny", "--episodes", "200", "--workers", str(workers),
+           "--envs-per-worker", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    games: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while len(games) < 2 * workers and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            games = {p for p in _descendants(proc.pid) if "vizdoom" in open(f"/proc/{p}/cmdline").read()}
+        assert len(games) == 2 * workers, f"no games started: {proc.stderr.read().decode()[-2000:]}"
+        time.sleep(2)  # the games are playing
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 20
+        while any(_alive(p) for p in games) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not [p for p in games if _alive(p)], "ViZDoom games outlived the killed collection"
+    finally:  # a failing run leaves nothing behind
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for p in games:
+            with contextlib.suppress(OSError):
+                os.kill(p, signal.SIGKILL)

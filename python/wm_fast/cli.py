@@ -426,6 +426,11 @@ def _with_section_defaults(fn: Callable[..., None], cfg: PipelineConfig) -> Call
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point of the `wm-fast` console script."""
+    import signal
+
+    from .rollout.pool import exit_on_termination_signals
+
+    replaced = exit_on_termination_signals()  # a killed command closes its envs and their processes on the way out
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         command = args[0] if args and args[0] in COMMANDS else None
@@ -440,6 +445,9 @@ def main(argv: Optional[list[str]] = None) -> None:
             raise
         print(f"wm-fast: error: {e}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        for sig, handler in replaced.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

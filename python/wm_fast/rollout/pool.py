@@ -214,9 +214,25 @@ def _write_shard(path: str, episode: dict[str, Any], env_name: str) -> dict[str,
     return {k: v for k, v in episode.items() if k not in ("observations", "actions", "rewards")}
 
 
+def exit_on_termination_signals() -> dict[int, Any]:
+    """Turn SIGTERM and SIGHUP (`kill`, `timeout`, a closed terminal) into SystemExit(128 + signal), as Ctrl-C
+    is KeyboardInterrupt, so that `with` blocks and `finally` close what the process holds. ViZDoom's game
+    processes ignore SIGTERM: without this, killing a collection left them running with no parent.
+    Returns the handlers it replaced (for signal.signal), empty off the main thread (where it does nothing)."""
+    import threading
+
+    def exit_now(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, exit_now) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+
 def _worker_init(parent_pid: int) -> None:
-    """Worker start: leave Ctrl-C to the parent, and die if the parent dies (Linux)."""
+    """Worker start: leave Ctrl-C to the parent, close the envs on SIGTERM, and die if the parent dies (Linux)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_on_termination_signals()
     with contextlib.suppress(Exception):
         import ctypes
 
@@ -236,21 +252,23 @@ def _local_worker_main(conn, spec: WorkerSpec, parent_pid: int) -> None:
         with contextlib.suppress(Exception):
             conn.send(("init_error", traceback.format_exc()))
         return
-    conn.send(("ready", os.getpid()))
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, OSError):
-            break
-        if task is None:
-            break
-        try:
-            out = core.run(task)
-        except Exception:
-            conn.send(("error", traceback.format_exc()))
-        else:
-            conn.send(("result", out))
-    core.close()
+    try:
+        conn.send(("ready", os.getpid()))
+        while True:
+            try:
+                task = conn.recv()
+            except (EOFError, OSError):
+                break
+            if task is None:
+                break
+            try:
+                out = core.run(task)
+            except Exception:
+                conn.send(("error", traceback.format_exc()))
+            else:
+                conn.send(("result", out))
+    finally:  # also on SystemExit from SIGTERM: the envs' own processes (ViZDoom's games) go with us
+        core.close()
 
 
 class _RayWorker:
