@@ -54,6 +54,9 @@
 #   bash scripts/doom_results.sh random10k-dropout-c [D] # then C in its dropout-0.1 dreams (D_10k_dropout_c, start
 #                                                 # pool of random10k-base), scored on 10,000,000-099 and
 #                                                 # 10,100,000-099; results/doom_random10k_dropout_pooled.*
+#   bash scripts/doom_results.sh random10k-dropout-select [D] # that CMA-ES's evaluated means, one chosen on
+#                                                 # 10,200,000-099 and scored on 10,300,000-099;
+#                                                 # results/doom_random10k_dropout_select.{json,md}
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -78,7 +81,7 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
     edit_config "$src" "$dst" "$edit"
   fi
 }
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|temperature|m-sequence [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -326,6 +329,15 @@ random10k-dropout-c)
     "bash scripts/doom_results.sh random10k-dropout-c $D" "$P/evaluate-dream.json" "$P/evaluate.json"
   $W export --run-dir "$P" --out results/doom_random10k_dropout
   ;;
+random10k-dropout-select)
+  # Named before random10k-dropout-c had a score (session 13). Its CMA-ES keeps every mean it evaluated in the dream
+  # (generations 10, 20, ..., 50: controller/means/); each is scored on the same 100 real episodes (10,200,000-099)
+  # and the best there once on 10,300,000-099, which nothing else uses: the result, whatever it is. Results in
+  # results/doom_random10k_dropout_select.{json,md}.
+  P=${D}_10k_dropout_c
+  $PY scripts/choose_generation.py 10200000 100 10300000 results/doom_random10k_dropout_select \
+    "bash scripts/doom_results.sh random10k-dropout-select $D" "$P"
+  ;;
 random10k-pooled)
   # restart 0's C (D_10k_r0) is the C that random10k chose (the same parameters)
   $PY scripts/pool_scores.py results/doom_random10k_pooled "bash scripts/doom_results.sh random10k-pooled $D" \
@@ -353,5 +365,5 @@ m-sequence)
   $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
   $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
   ;;
-*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, random10k-threshold-confirm, random10k-round, random10k-dropout-m, random10k-dropout-c, temperature or m-sequence)" >&2; exit 2 ;;
+*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, random10k-threshold-confirm, random10k-round, random10k-dropout-m, random10k-dropout-c, random10k-dropout-select, temperature or m-sequence)" >&2; exit 2 ;;
 esac
