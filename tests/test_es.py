@@ -173,4 +173,7 @@ def test_restarts_run_each_seed_and_keep_the_best_in_the_evaluator(tmp_path):
     assert (tmp_path / "r" / "log.jsonl").exists() and single["generations"] == metrics["generations"] == 3
     rerun = Quadratic()
     assert train_controller(rerun, 4, tmp_path / "r", cfg, progress=False)["restart"] == chosen["restart"]
-    assert rerun.calls == 1  # finished restarts do no work again; only the choice is re-scored
+    assert rerun.calls == 0  # finished restarts and their finished choice do no work again
+    changed = Quadratic()
+    train_controller(changed, 4, tmp_path / "r", dataclasses.replace(cfg, eval_rollouts=8), progress=False)
+    assert changed.calls == 1  # the choice's own setting changed: it is made again

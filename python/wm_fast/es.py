@@ -397,18 +397,28 @@ def _choose_restart(evaluator: Evaluator, out_dir: Path, cfg: ControllerConfig,
     """Score each restart's controller on cfg.eval_rollouts fresh rollouts under one seed unused by the
     runs (in a dream: the same dreams for all, common random numbers), copy the best one's controller.pt
     (with the scores), log.jsonl and curve.png to out_dir, and return its metrics with "restart" and
-    "restart_returns" added."""
+    "restart_returns" added. A rerun with the same restarts' Cs and choice settings reuses the stored choice."""
+    import hashlib
+
     folders = [out_dir / f"restart_{k}" for k in range(len(runs))]
-    params = np.stack([load_controller(f / CONTROLLER_FILE).numpy() for f in folders])
-    if isinstance(evaluator, DreamEvaluator):
-        evaluator = evaluator.with_config(dataclasses.replace(evaluator.cfg, common_random_numbers=True))
-    scores = evaluator(params.astype(np.float32), _generation_seed(cfg.seed, 0, salt=2), cfg.eval_rollouts)
-    best = int(np.argmax(scores))
-    log.info("restarts scored %s over %d %s rollouts: restart %d chosen",
-             [round(float(x), 1) for x in scores], cfg.eval_rollouts, evaluator.name, best)
-    chosen = load_checkpoint(folders[best] / CONTROLLER_FILE, required=("params",))
-    save_checkpoint(out_dir / CONTROLLER_FILE, {**chosen, "restart": best,
-                                                "restart_returns": [float(x) for x in scores]})
+    params = np.stack([load_controller(f / CONTROLLER_FILE).numpy() for f in folders]).astype(np.float32)
+    # what the choice depends on; a rerun of a finished choice reuses it instead of scoring again
+    setting = f"{evaluator.name} {cfg.eval_rollouts} {cfg.seed}".encode()
+    fingerprint = hashlib.sha256(params.tobytes() + setting).hexdigest()
+    done = out_dir / CONTROLLER_FILE
+    previous = load_checkpoint(done) if done.exists() else {}
+    if previous.get("restart_fingerprint") == fingerprint:
+        best, scores = int(previous["restart"]), np.asarray(previous["restart_returns"])
+    else:
+        if isinstance(evaluator, DreamEvaluator):
+            evaluator = evaluator.with_config(dataclasses.replace(evaluator.cfg, common_random_numbers=True))
+        scores = evaluator(params, _generation_seed(cfg.seed, 0, salt=2), cfg.eval_rollouts)
+        best = int(np.argmax(scores))
+        log.info("restarts scored %s over %d %s rollouts: restart %d chosen",
+                 [round(float(x), 1) for x in scores], cfg.eval_rollouts, evaluator.name, best)
+        chosen = load_checkpoint(folders[best] / CONTROLLER_FILE, required=("params",))
+        save_checkpoint(done, {**chosen, "restart": best, "restart_returns": [float(x) for x in scores],
+                               "restart_fingerprint": fingerprint})
     for name in ("log.jsonl", "curve.png"):
         if (folders[best] / name).exists():
             shutil.copyfile(folders[best] / name, out_dir / name)
