@@ -7,8 +7,9 @@ state (which `cma` samples from), the generation counter,
 the current mean and the best solutions (best candidate seen, best evaluated mean), the
 periodic evaluations and the log; each evaluated mean is also kept as a checkpoint of its own
 (`snapshot_path`), so any evaluated generation can be scored later. A kill at any moment loses
-at most the generation in flight; rerunning continues with the same mean, step size and random stream, and (evaluators
-being deterministic given their seed) ends with the same result as an uninterrupted run.
+at most the generation in flight; rerunning continues with the same mean, step size and random
+stream, and (evaluators being deterministic given their seed) ends with the same result as an
+uninterrupted run.
 
 Evaluators: `DreamEvaluator` here (the whole population in one dream call) and
 `wm_fast.real.RealEvaluator` (real episodes on worker processes or Ray). An evaluator may
