@@ -452,3 +452,17 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if status else "")
+
+
+def write_report(lines: list[str], out: dict[str, Any], json_path: "os.PathLike | None",
+                 md_path: "os.PathLike | None") -> None:
+    """Print a benchmark's markdown (`lines`) and write it to `md_path` and `out` to `json_path` when given."""
+    import json
+    from pathlib import Path
+
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if json_path:
+        Path(json_path).write_text(json.dumps(out, indent=2) + "\n")
+    if md_path:
+        Path(md_path).write_text(text)

@@ -113,12 +113,7 @@ def main() -> None:
               f"{r['agent_steps_per_s']:,.0f} |" for r in rows]
     lines += ["", "Ratios (same run): " + ", ".join(f"{k}: collect {v['collect']}x, agent {v['agent']}x"
                                                    for k, v in ratios.items())]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
-    if args.md:
-        args.md.write_text(text)
+    common.write_report(lines, out, args.json, args.md)
 
 
 if __name__ == "__main__":

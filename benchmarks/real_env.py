@@ -112,12 +112,7 @@ def main() -> None:
     lines += ["", "| backend | collect frames/s (8 envs, shards written) |", "|---|---:|"]
     lines += [f"| {b} | {get[b, 8, 'collect']['frames_per_s']:,.0f} |" for b in args.backends]
     lines += ["", "Ratios (same run): " + ", ".join(f"{k}: {v}x" for k, v in ratios.items())]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
-    if args.md:
-        args.md.write_text(text)
+    common.write_report(lines, out, args.json, args.md)
 
 
 if __name__ == "__main__":
