@@ -466,3 +466,19 @@ def write_report(lines: list[str], out: dict[str, Any], json_path: "os.PathLike 
         Path(json_path).write_text(json.dumps(out, indent=2) + "\n")
     if md_path:
         Path(md_path).write_text(text)
+
+
+def untrained_models(folder: "os.PathLike", z_dim: int, action_dim: int, hidden: int) -> tuple[Any, Any]:
+    """Untrained V and M checkpoints (seed 0; per-dimension mixtures of 5) in `folder`: (vae.pt, rnn.pt) paths.
+    Their speed does not depend on their weights."""
+    from pathlib import Path
+
+    from wm_fast.storage import save_checkpoint
+    from wm_fast.vae import ConvVAE
+
+    folder = Path(folder)
+    torch.manual_seed(0)
+    save_checkpoint(folder / "vae.pt", {"model": ConvVAE(z_dim).state_dict(), "z_dim": z_dim})
+    arch = dict(z_dim=z_dim, action_dim=action_dim, hidden=hidden, n_gaussians=5, layout="per_dim")
+    save_checkpoint(folder / "rnn.pt", {"model": MDNRNN(**arch).state_dict(), **arch})
+    return folder / "vae.pt", folder / "rnn.pt"

@@ -24,30 +24,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 from wm_fast.config import CollectConfig  # noqa: E402
 from wm_fast.controller import input_size, n_params  # noqa: E402
-from wm_fast.mdnrnn import MDNRNN  # noqa: E402
 from wm_fast.rollout import EpisodeRequest  # noqa: E402
 from wm_fast.rollout.collect import collect  # noqa: E402
 from wm_fast.rollout.pool import WorkerPool, agent_spec, run_requests, share  # noqa: E402
-from wm_fast.storage import save_checkpoint  # noqa: E402
-from wm_fast.vae import ConvVAE  # noqa: E402
 
 MAX_STEPS = 2100  # the paper's episode cap
-
-
-def models(folder: Path) -> tuple[Path, Path]:
-    """Untrained V (z 64) and M (LSTM 512, one action) at the paper's Doom sizes."""
-    torch.manual_seed(0)
-    save_checkpoint(folder / "vae.pt", {"model": ConvVAE(64).state_dict(), "z_dim": 64})
-    arch = dict(z_dim=64, action_dim=1, hidden=512, n_gaussians=5, layout="per_dim")
-    save_checkpoint(folder / "rnn.pt", {"model": MDNRNN(**arch).state_dict(), **arch})
-    return folder / "vae.pt", folder / "rnn.pt"
 
 
 def collect_rate(workers: int, games: int, episodes: int, repeats: int) -> dict[str, float]:
@@ -89,7 +76,7 @@ def main() -> None:
     layouts = [tuple(int(x) for x in s.split("x")) for s in args.layouts]
     rows = []
     with tempfile.TemporaryDirectory() as d:
-        vae, rnn = models(Path(d))
+        vae, rnn = common.untrained_models(d, z_dim=64, action_dim=1, hidden=512)  # the paper's Doom sizes
         for workers, games in layouts:
             row = {"workers": workers, "games_per_worker": games,
                    **{k: round(v, 2) for k, v in collect_rate(workers, games, args.episodes, args.repeats).items()},

@@ -29,20 +29,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 from wm_fast.config import CollectConfig  # noqa: E402
-from wm_fast.mdnrnn import MDNRNN  # noqa: E402
 from wm_fast.rollout import EpisodeRequest, run_episodes  # noqa: E402
 from wm_fast.rollout.collect import collect  # noqa: E402
 from wm_fast.rollout.pool import WorkerCore, WorkerSpec, agent_spec  # noqa: E402
-from wm_fast.storage import save_checkpoint  # noqa: E402
-from wm_fast.vae import ConvVAE  # noqa: E402
-
-
-def models(folder: Path) -> tuple[Path, Path]:
-    torch.manual_seed(0)
-    save_checkpoint(folder / "vae.pt", {"model": ConvVAE(32).state_dict(), "z_dim": 32})
-    arch = dict(z_dim=32, action_dim=3, hidden=256, n_gaussians=5, layout="per_dim")
-    save_checkpoint(folder / "rnn.pt", {"model": MDNRNN(**arch).state_dict(), **arch})
-    return folder / "vae.pt", folder / "rnn.pt"
 
 
 def steps_per_s(spec: WorkerSpec, episodes: int, repeats: int) -> float:
@@ -81,7 +70,7 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = []
     with tempfile.TemporaryDirectory() as d:
-        vae, rnn = models(Path(d))
+        vae, rnn = common.untrained_models(d, z_dim=32, action_dim=3, hidden=256)
         for backend in args.backends:
             for n in args.envs:
                 episodes = max(n, 4)
