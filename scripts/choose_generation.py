@@ -14,13 +14,12 @@ Writes OUT.json and OUT.md (results/ format: command, commit, machine).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from doom_heldout_choice import EPISODES, describe, score  # noqa: E402  (scripts/ is on sys.path)
+from doom_heldout_choice import EPISODES, choose_and_hold_out, describe, score  # noqa: E402  (scripts/ is on sys.path)
 
 from wm_fast.pipeline import Run
 from wm_fast.provenance import write_results
-from wm_fast.storage import atomic_write_json, load_checkpoint, read_json
+from wm_fast.storage import load_checkpoint
 
 
 def main(select_seed: str, select_episodes: str, heldout_seed: str, out: str, command: str, *run_dirs: str) -> None:
@@ -42,19 +41,9 @@ def main(select_seed: str, select_episodes: str, heldout_seed: str, out: str, co
                                "dream": float(state["eval_return"]), "select_mean": ev["mean"],
                                "select_std": ev["std"]})
             print(f"{candidates[-1]['name']}: dream {candidates[-1]['dream']:.1f}, real {ev['mean']:.1f}", flush=True)
-    chosen = max(candidates, key=lambda cand: cand["select_mean"])
-    chosen_path = folder / "chosen.json"
-    if chosen_path.exists() and read_json(chosen_path)["controller"] != chosen["controller"]:
-        sys.exit(f"{chosen_path} names another C than {chosen['controller']}; the held-out block is spent")
-    atomic_write_json(chosen_path, {"controller": chosen["controller"], "name": chosen["name"]})
-    chosen_run = next(r for r in runs if str(r.dir) == chosen["run_dir"])
-    held = score(chosen_run, Path(chosen["controller"]), heldout, folder / "heldout.json")
+    chosen, held, summary = choose_and_hold_out(candidates, {str(r.dir): r for r in runs}, folder, heldout, command,
+                                                [select + i for i in range(n_select)])
     last = f"{select:,}–{select + n_select - 1:,}"
-    summary = {"command": command, "commit": held["commit"], "machine": held["machine"],
-               "select_seeds": [select, select + n_select - 1], "heldout_seeds": [heldout, heldout + EPISODES - 1],
-               "candidates": candidates, "chosen": chosen["name"], "chosen_controller": chosen["controller"],
-               "real_mean": held["mean"], "real_std": held["std"], "episodes": held["episodes"],
-               "evaluate_seconds": held["seconds"]}
     lines = [
         f"# {runs[0].cfg.env}: a generation of dream-trained C chosen on real episodes, scored on held-out ones",
         "",

@@ -45,6 +45,25 @@ def describe(run: Run) -> str:
             f"{c.restarts} restart{'s' if c.restarts > 1 else ''})")
 
 
+def choose_and_hold_out(candidates: list[dict], runs: dict[str, Run], folder: Path, heldout: int,
+                        command: str, select_seeds: list[int]) -> tuple[dict, dict, dict]:
+    """The candidate with the best "select_mean", recorded in folder/chosen.json (a rerun that would choose
+    another C stops: the held-out block is spent), scored once on the EPISODES episodes from `heldout` with its
+    run (`runs`, by "run_dir") into folder/heldout.json. Returns (chosen, held-out score, results/ summary)."""
+    chosen = max(candidates, key=lambda cand: cand["select_mean"])
+    chosen_path = folder / "chosen.json"
+    if chosen_path.exists() and read_json(chosen_path)["controller"] != chosen["controller"]:
+        sys.exit(f"{chosen_path} names another C than {chosen['controller']}; the held-out block is spent")
+    atomic_write_json(chosen_path, {"controller": chosen["controller"], "name": chosen["name"]})
+    held = score(runs[chosen["run_dir"]], Path(chosen["controller"]), heldout, folder / "heldout.json")
+    summary = {"command": command, "commit": held["commit"], "machine": held["machine"],
+               "select_seeds": [select_seeds[0], select_seeds[-1]], "heldout_seeds": [heldout, heldout + EPISODES - 1],
+               "candidates": candidates, "chosen": chosen["name"], "chosen_controller": chosen["controller"],
+               "real_mean": held["mean"], "real_std": held["std"], "episodes": held["episodes"],
+               "evaluate_seconds": held["seconds"]}
+    return chosen, held, summary
+
+
 def main(run_dir: str, select_seed: str, heldout_seed: str, out: str, command: str, *others: str) -> None:
     select, heldout = int(select_seed), int(heldout_seed)
     run = Run(run_dir, progress=False, save_config=False)
@@ -71,17 +90,7 @@ def main(run_dir: str, select_seed: str, heldout_seed: str, out: str, command: s
         candidates.append({"name": f"{other.dir.name}'s C: {describe(other)}",
                            "controller": str(other.controller_path), "run_dir": str(other.dir),
                            "select_mean": ev["mean"], "select_std": ev["std"]})
-    chosen = max(candidates, key=lambda cand: cand["select_mean"])
-    chosen_path = run.dir / "heldout" / "chosen.json"
-    if chosen_path.exists() and read_json(chosen_path)["controller"] != chosen["controller"]:
-        sys.exit(f"{chosen_path} names another C than {chosen['controller']}; the held-out block is spent")
-    atomic_write_json(chosen_path, {"controller": chosen["controller"], "name": chosen["name"]})
-    held = score(runs[chosen["run_dir"]], Path(chosen["controller"]), heldout, run.dir / "heldout" / "heldout.json")
-    summary = {"command": command, "commit": held["commit"], "machine": held["machine"],
-               "select_seeds": [select, select + EPISODES - 1], "heldout_seeds": [heldout, heldout + EPISODES - 1],
-               "candidates": candidates, "chosen": chosen["name"], "chosen_controller": chosen["controller"],
-               "real_mean": held["mean"], "real_std": held["std"], "episodes": held["episodes"],
-               "evaluate_seconds": held["seconds"]}
+    chosen, held, summary = choose_and_hold_out(candidates, runs, run.dir / "heldout", heldout, command, select_seeds)
     lines = [
         "# Doom: one dream-trained C chosen on real episodes, scored on held-out ones",
         "",
