@@ -16,6 +16,7 @@ bookkeeping) in a Python loop over steps, three ways:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import platform
@@ -23,6 +24,7 @@ import subprocess
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -31,6 +33,8 @@ import torch.nn.functional as F
 from wm_fast.controller import input_size, n_params, output_size
 from wm_fast.dream import DreamNoise, DreamOptions, dream_reference
 from wm_fast.mdnrnn import MDNRNN
+from wm_fast.storage import save_checkpoint
+from wm_fast.vae import ConvVAE
 
 
 @dataclass(frozen=True)
@@ -454,12 +458,9 @@ def git_commit() -> str:
     return commit + ("-dirty" if status else "")
 
 
-def write_report(lines: list[str], out: dict[str, Any], json_path: "os.PathLike | None",
-                 md_path: "os.PathLike | None") -> None:
+def write_report(lines: list[str], out: dict[str, Any], json_path: os.PathLike | None,
+                 md_path: os.PathLike | None) -> None:
     """Print a benchmark's markdown (`lines`) and write it to `md_path` and `out` to `json_path` when given."""
-    import json
-    from pathlib import Path
-
     text = "\n".join(lines) + "\n"
     print(text)
     if json_path:
@@ -468,14 +469,9 @@ def write_report(lines: list[str], out: dict[str, Any], json_path: "os.PathLike 
         Path(md_path).write_text(text)
 
 
-def untrained_models(folder: "os.PathLike", z_dim: int, action_dim: int, hidden: int) -> tuple[Any, Any]:
+def untrained_models(folder: os.PathLike | str, z_dim: int, action_dim: int, hidden: int) -> tuple[Path, Path]:
     """Untrained V and M checkpoints (seed 0; per-dimension mixtures of 5) in `folder`: (vae.pt, rnn.pt) paths.
     Their speed does not depend on their weights."""
-    from pathlib import Path
-
-    from wm_fast.storage import save_checkpoint
-    from wm_fast.vae import ConvVAE
-
     folder = Path(folder)
     torch.manual_seed(0)
     save_checkpoint(folder / "vae.pt", {"model": ConvVAE(z_dim).state_dict(), "z_dim": z_dim})
