@@ -2,8 +2,9 @@
 
     python benchmarks/doom_workers.py --json results/doom_workers.json --md results/doom_workers.md
 
-The Doom presets ran one worker process (8 games) because two workers on 2 cores once ran 10-20x
-slower. This measures it again, end to end, for each (workers, games per worker) layout:
+The Doom presets once ran one worker process (8 games) because two workers on 2 cores ran 10-20x
+slower (before workers ran numpy's BLAS on one thread); this measurement moved them to 2 workers x 4
+games. It times, end to end, each (workers, games per worker) layout:
   collect  `rollout.collect.collect` with the paper's random policy (actions held 1-10 frames),
            compressed shards written: episodes/s and frames/s;
   agent    the same episodes played by V + M + C at the paper's Doom sizes (z 64, LSTM 512,

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from wm_fast.config import PRESET_NAMES, ConfigError, get_preset, slow_settings, validate
+from wm_fast.config import PRESET_NAMES, ConfigError, get_preset, validate
 from wm_fast.config import _ENV_PRESETS  # noqa: PLC2701 (the per-env preset table)
 
 ALL = [("carracing", name) for name in PRESET_NAMES] + [
@@ -79,29 +79,3 @@ def test_state_envs_refuse_options_that_need_frames():
     cfg.iterate = dataclasses.replace(cfg.iterate, retrain_vae=True)
     with pytest.raises(ConfigError, match="state observations and no V"):
         validate(cfg)
-
-
-def test_doom_workers_that_starve_vizdoom_are_warned_about():
-    assert all(not slow_settings(get_preset(name, env="doom"), cpus=2) for name in _ENV_PRESETS["doom"])
-    cfg = get_preset("quick", env="doom")
-    cfg.collect.workers = cfg.evaluate.workers = 2
-    warnings = slow_settings(cfg, cpus=2)
-    assert [w.split()[0] for w in warnings] == ["collect.workers=2", "evaluate.workers=2"]
-    assert "collect.workers=1" in warnings[0]
-    assert slow_settings(cfg, cpus=16) == []                # enough cores for the spinning games
-    cfg.real.workers, cfg.real.address = 4, "auto"          # Ray workers on a cluster run elsewhere
-    assert len(slow_settings(cfg, cpus=2)) == 2
-    carracing = get_preset("quick")
-    carracing.collect.workers = 2
-    assert slow_settings(carracing, cpus=2) == []           # EnvPool / Box2D do not spin
-
-
-def test_a_run_prints_the_slow_settings_warning(tmp_path, monkeypatch):
-    import wm_fast.config
-
-    monkeypatch.setattr(wm_fast.config.os, "cpu_count", lambda: 2)
-    cfg = get_preset("tiny", env="doom")
-    cfg.collect.workers = 2
-    lines: list[str] = []
-    wm_fast.Run(tmp_path / "D", cfg, progress=False, log=lines.append)
-    assert [line for line in lines if "warning: collect.workers=2 on 2 logical CPUs" in line]

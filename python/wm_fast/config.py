@@ -372,9 +372,10 @@ def _cartpole_tiny() -> PipelineConfig:
     )
 
 
-_DOOM_ONE_PROCESS = {"workers": 1, "envs_per_worker": 8}
-"""ViZDoom's games wait for Python by spinning: on 2 cores two worker processes (each with its games)
-run 10-20x slower than one process stepping 8 games (~1,300 frames/s here), so Doom uses one."""
+_DOOM_WORKERS = {"workers": 2, "envs_per_worker": 4}
+"""Two worker processes of 4 games each: on 2 cores they collect 1.31x and play with V, M and C 1.9x as
+fast as one process of 8 games (results/doom_workers.md, benchmarks/doom_workers.py). Episodes do not
+depend on the layout."""
 
 
 def _doom_paper() -> PipelineConfig:
@@ -382,13 +383,13 @@ def _doom_paper() -> PipelineConfig:
     # frames, z 64, LSTM 512, done weighted 10, C on [z, c, h] trained only in the dream at tau 1.15.
     return PipelineConfig(
         env="doom", preset="paper",
-        collect=CollectConfig(episodes=10_000, max_steps=2100, policy="held", **_DOOM_ONE_PROCESS),
+        collect=CollectConfig(episodes=10_000, max_steps=2100, policy="held", **_DOOM_WORKERS),
         vae=VAEConfig(z_dim=64),
         rnn=RNNConfig(hidden=512, seq_len=500, done_pos_weight=10.0, holdout=0.05),
         controller=ControllerConfig(popsize=64, rollouts=16, generations=200, dream_steps=2100,
                                     temperature=1.15),
-        evaluate=EvalConfig(episodes=100, seed_start=1_000_000, max_steps=2100, **_DOOM_ONE_PROCESS),
-        real=RealConfig(max_steps=2100, **_DOOM_ONE_PROCESS),
+        evaluate=EvalConfig(episodes=100, seed_start=1_000_000, max_steps=2100, **_DOOM_WORKERS),
+        real=RealConfig(max_steps=2100, **_DOOM_WORKERS),
         iterate=IterateConfig(episodes=1000, rnn_epochs=20, generations=100, eval_episodes=100),
     )
 
@@ -402,14 +403,14 @@ def _doom_quick() -> PipelineConfig:
     # every temperature: real 222-274 against the random policy's 351, results/doom_temperature.md.)
     return PipelineConfig(
         env="doom", preset="quick",
-        collect=CollectConfig(episodes=300, max_steps=2100, policy="held", **_DOOM_ONE_PROCESS),
+        collect=CollectConfig(episodes=300, max_steps=2100, policy="held", **_DOOM_WORKERS),
         vae=VAEConfig(z_dim=64, epochs=2, batch_size=64, lr=1e-3, shuffle_shards=16, frame_stride=2),
         rnn=RNNConfig(hidden=256, seq_len=100, batch_size=32, epochs=30, done_pos_weight=10.0, holdout=0.1),
         controller=ControllerConfig(popsize=32, rollouts=8, generations=40, dream_steps=2100, temperature=1.15,
                                     eval_every=10, eval_rollouts=256),
-        evaluate=EvalConfig(episodes=50, seed_start=1_000_000, max_steps=2100, **_DOOM_ONE_PROCESS),
+        evaluate=EvalConfig(episodes=50, seed_start=1_000_000, max_steps=2100, **_DOOM_WORKERS),
         real=RealConfig(popsize=16, rollouts=4, generations=20, finetune_generations=4, max_steps=2100,
-                        eval_every=10, eval_rollouts=16, **_DOOM_ONE_PROCESS),
+                        eval_every=10, eval_rollouts=16, **_DOOM_WORKERS),
         iterate=IterateConfig(episodes=150, noise=0.5, spread_noise=True, rnn_epochs=10, generations=40,
                               eval_episodes=32, controller_from="zeros", run_rounds=2, pick="best",
                               eval_seed_start=3_000_000),
@@ -460,25 +461,6 @@ def get_preset(name: str, env: str = "carracing") -> PipelineConfig:
     cfg.env = env
     validate(cfg)
     return cfg
-
-
-def slow_settings(cfg: PipelineConfig, cpus: int | None = None) -> list[str]:
-    """One-line warnings for valid settings known to run far slower than the presets' (empty if none).
-
-    Doom: ViZDoom's games wait for Python by spinning, so worker processes that hold at least as
-    many cores as the machine has starve each other (2 workers on 2 cores: 10-20x slower than one).
-    Workers on an existing Ray cluster (real.address) run elsewhere and are not judged.
-    cpus: the machine's logical CPUs (default os.cpu_count()).
-    """
-    if cfg.env != "doom":
-        return []
-    cpus = cpus or os.cpu_count() or 1
-    return [f"{name}.workers={workers} on {cpus} logical CPUs: ViZDoom's games spin while they wait, so as many "
-            "worker processes as cores starve each other (2 on 2 cores ran 10-20x slower than 1); "
-            f"the Doom presets use {name}.workers=1"
-            for name, workers in (("collect", cfg.collect.workers), ("evaluate", cfg.evaluate.workers),
-                                  ("real", cfg.real.workers if cfg.real.address is None else 1))
-            if workers > 1 and workers >= cpus]
 
 
 def validate(cfg: PipelineConfig) -> None:

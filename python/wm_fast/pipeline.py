@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import iterate as iterate_module
-from .config import ConfigError, ControllerConfig, PipelineConfig, get_preset, slow_settings, validate
+from .config import ConfigError, ControllerConfig, PipelineConfig, get_preset, validate
 from .envs import facts
 from .provenance import git_commit, machine_description
 from .records import config_diff, refuse_changed, with_new_fields
@@ -115,8 +115,6 @@ class Run:
         self.cfg = cfg
         self.progress = progress
         self.log = log
-        for warning in slow_settings(cfg):
-            log(f"[wm-fast] warning: {warning}")
         self.dir.mkdir(parents=True, exist_ok=True)
         if save_config or not saved.exists():
             for stage in _STAGE_SECTIONS:  # refuse (ConfigError) before overwriting a run made with another config
