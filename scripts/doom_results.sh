@@ -57,6 +57,9 @@
 #   bash scripts/doom_results.sh random10k-dropout-select [D] # that CMA-ES's evaluated means, one chosen on
 #                                                 # 10,200,000-099 and scored on 10,300,000-099;
 #                                                 # results/doom_random10k_dropout_select.{json,md}
+#   bash scripts/doom_results.sh action-shares [D] # what the dropout C, the random10k C and the threshold-0.25 C do:
+#                                                 # share of left / stay / right in 64 dreams and in 16 real episodes
+#                                                 # (10,400,000-015, a diagnostic); results/doom_action_shares.*
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -81,7 +84,7 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
     edit_config "$src" "$dst" "$edit"
   fi
 }
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|temperature|m-sequence [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -338,6 +341,18 @@ random10k-dropout-select)
   $PY scripts/choose_generation.py 10200000 100 10300000 results/doom_random10k_dropout_select \
     "bash scripts/doom_results.sh random10k-dropout-select $D" "$P"
   ;;
+action-shares)
+  # After random10k-dropout-c's 178.7: its C, random10k's (D_10k_base) and threshold-0.25's, each in its own
+  # run's dream (settings and start pool) and in the same 16 real episodes
+  T=${D}_10k_thr025
+  if [ ! -f "$T/config.json" ]; then
+    mkdir -p "$T" && cp -al "${D}_10k_pool/latents" "$T"/ && cp -r results/doom_random10k_threshold/thr025/. "$T"/
+  fi
+  $PY scripts/action_shares.py results/doom_action_shares "bash scripts/doom_results.sh action-shares $D" 10400000 16 \
+    "${D}_10k_dropout_c:results/doom_random10k_dropout/controller/controller.pt" \
+    "${D}_10k_base:${D}_10k_base/controller/controller.pt" \
+    "$T:results/doom_random10k_threshold/thr025/controller/controller.pt"
+  ;;
 random10k-pooled)
   # restart 0's C (D_10k_r0) is the C that random10k chose (the same parameters)
   $PY scripts/pool_scores.py results/doom_random10k_pooled "bash scripts/doom_results.sh random10k-pooled $D" \
@@ -365,5 +380,5 @@ m-sequence)
   $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
   $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
   ;;
-*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, random10k-threshold-confirm, random10k-round, random10k-dropout-m, random10k-dropout-c, random10k-dropout-select, temperature or m-sequence)" >&2; exit 2 ;;
+*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, random10k-threshold-confirm, random10k-round, random10k-dropout-m, random10k-dropout-c, random10k-dropout-select, action-shares, temperature or m-sequence)" >&2; exit 2 ;;
 esac
