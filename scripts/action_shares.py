@@ -16,16 +16,13 @@ import sys
 import numpy as np
 import torch
 
-from wm_fast.dream import DreamOptions, dream
-from wm_fast.encode import initial_latents
+from wm_fast.dream import dream
 from wm_fast.envs import facts
 from wm_fast.pipeline import Run
 from wm_fast.provenance import git_commit, machine_description, write_results
 from wm_fast.rollout.episodes import EpisodeRequest
 from wm_fast.rollout.pool import WorkerPool, run_requests
-from wm_fast.shards import list_episodes
 from wm_fast.storage import load_checkpoint
-from wm_fast.train_rnn import load_mdnrnn
 
 MOVES = {-1.0: "left", 0.0: "stay", 1.0: "right"}
 ROLLOUTS = 64
@@ -37,14 +34,11 @@ def shares(actions: np.ndarray) -> dict[str, float]:
 
 
 def in_dream(run: Run, params: torch.Tensor) -> tuple[dict[str, float], float]:
-    """(move shares over the alive steps, mean return) of ROLLOUTS dreams of C's params (n,)."""
-    cfg, env = run.cfg.controller, facts(run.cfg.env)
-    init_mu, init_logvar = initial_latents(list(list_episodes(run.latents_dir).values()))
-    opts = DreamOptions(steps=cfg.dream_steps, rollouts=ROLLOUTS, temperature=cfg.temperature, seed=1,
-                        action_mapping=env.action_mapping, controller_input=env.controller_input,
-                        reward_source=env.reward_source, done_threshold=cfg.done_threshold,
-                        dropout=cfg.dream_dropout)
-    result = dream(load_mdnrnn(run.rnn_path), params[None], init_mu, init_logvar, opts, return_trajectories=True)
+    """(move shares over the alive steps, mean return) of ROLLOUTS dreams of C's params (n,), with the
+    run's own dream (`Run.dream_evaluator`: its M, start pool and controller settings)."""
+    ev = run.dream_evaluator(run.cfg.controller)
+    result = dream(ev.model, params[None], ev.init_mu, ev.init_logvar, ev.options(seed=1, rollouts=ROLLOUTS),
+                   backend=ev.backend, return_trajectories=True)  # type: ignore[arg-type]
     assert result.trajectories is not None
     alive = result.trajectories["alive"].numpy()
     return shares(result.trajectories["action"][..., 0].numpy()[alive]), float(result.returns.mean())

@@ -96,15 +96,18 @@ class DreamEvaluator:
 
         return n_params_for(self.model, self.controller_input, self.action_mapping)  # type: ignore[arg-type]
 
-    def __call__(self, params: np.ndarray, seed: int, rollouts: int) -> np.ndarray:
-        opts = DreamOptions(
+    def options(self, seed: int, rollouts: int) -> DreamOptions:
+        """The DreamOptions of a call: this evaluator's settings with `seed` and `rollouts` per candidate."""
+        return DreamOptions(
             steps=self.cfg.dream_steps, rollouts=rollouts, temperature=self.cfg.temperature,
             seed=seed, action_mapping=self.action_mapping, controller_input=self.controller_input,
             reward_source=self.reward_source, done_threshold=self.cfg.done_threshold,
             common_random_numbers=self.common_random_numbers, dropout=self.cfg.dream_dropout,
         )
+
+    def __call__(self, params: np.ndarray, seed: int, rollouts: int) -> np.ndarray:
         result = dream(self.model, torch.as_tensor(params, dtype=torch.float32), self.init_mu,
-                       self.init_logvar, opts, backend=self.backend)  # type: ignore[arg-type]
+                       self.init_logvar, self.options(seed, rollouts), backend=self.backend)  # type: ignore[arg-type]
         self.steps_done += int(result.lengths.sum())
         return result.returns.mean(dim=1).double().numpy()
 
