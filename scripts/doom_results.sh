@@ -63,6 +63,10 @@
 #   bash scripts/doom_results.sh random10k-thr025-long [D] # threshold-0.25's CMA-ES to 100 generations, its
 #                                                 # evaluated means chosen on 10,500,000-049, the chosen scored on
 #                                                 # 10,600,000-099; results/doom_random10k_thr025_long_select.*
+#   bash scripts/doom_results.sh random10k-mix [D] # M from scratch on the 10,000 random episodes and the 500
+#                                                 # threshold-0.25 C episodes of random10k-round; C from zeros in its
+#                                                 # dream, scored on 10,700,000-099 and 10,800,000-099, pooled;
+#                                                 # results/doom_random10k_mix_pooled.*, results/doom_random10k_mix/
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -87,7 +91,7 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
     edit_config "$src" "$dst" "$edit"
   fi
 }
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|temperature|m-sequence [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -373,6 +377,38 @@ c['evaluate'].update(workers=2, envs_per_worker=4)" rnn train-rnn.json
   $W export --run-dir "$P" --out results/doom_random10k_thr025_long
   cp "$C" results/doom_random10k_thr025_long/controller/controller.pt
   ;;
+random10k-mix)
+  # Named before it ran (session 15). random10k-round (M continued 6 epochs on the threshold-0.25 C's 500 episodes
+  # and 1,000 random ones: 633.5) and random10k-m12 (M continued 6 epochs on the random data: 183.4) both gave M
+  # 12 epochs, so they cannot tell the C episodes' effect from the longer training. Here M is trained from scratch
+  # with random10k's settings (6 epochs, seed 0, no dropout) on all 10,000 random episodes (D_10k_dropout's
+  # latents, random10k's V) plus those 500 C episodes (env seeds 1,100,000-1,100,499, action noise spread 0-0.5);
+  # then C from zeros only in its dream with threshold-0.25's settings (tau 1.0, done threshold 0.25, 64 x 16,
+  # 50 generations, one restart, seed 0; dreams start from the 1,000 first frames of random10k-base's pool).
+  # Scored on 10,700,000-099 (the result, whatever it is), then on 10,800,000-099; both pooled. No choice is made.
+  S=${D}_10k_mix P=${D}_10k_mix_c O=results/doom_random10k_mix
+  if [ ! -f "$S/config.json" ]; then
+    mkdir -p "$S/latents" && cp -al "${D}_10k_dropout/latents/." "$S/latents/"
+    cp -al "${D}_10k_round/latents/"episode_1?????.npz "$S/latents/"
+    cp -r results/doom_random10k/{collect.json,train-vae.json,encode.json,vae} "$S"/
+    edit_config results/doom_random10k "$S" "c['controller'].update(done_threshold=0.25, restarts=1)
+c['evaluate'].update(seed_start=10700000, workers=2, envs_per_worker=4)"
+  fi
+  [ "$(ls "$S/latents" | wc -l)" -eq 10500 ] || { echo "expected 10,500 latent files in $S/latents" >&2; exit 1; }
+  $W train-rnn --run-dir "$S" --quiet
+  if [ ! -f "$P/config.json" ]; then
+    mkdir -p "$P" && cp -al "${D}_10k_pool/latents" "$P"/
+    cp -r "$S"/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn} "$P"/
+  fi
+  $W train-controller --run-dir "$P" --quiet
+  [ -f "$P/evaluate-dream.json" ] || $W evaluate --run-dir "$P" --controller dream --episodes 100 \
+    --seed-start 10700000 --no-video --quiet
+  [ -f "$P/evaluate.json" ] || $W evaluate --run-dir "$P" --controller latest --episodes 100 \
+    --seed-start 10800000 --no-video --quiet
+  $PY scripts/pool_scores.py results/doom_random10k_mix_pooled \
+    "bash scripts/doom_results.sh random10k-mix $D" "$P/evaluate-dream.json" "$P/evaluate.json"
+  $W export --run-dir "$P" --out $O
+  ;;
 random10k-pooled)
   # restart 0's C (D_10k_r0) is the C that random10k chose (the same parameters)
   $PY scripts/pool_scores.py results/doom_random10k_pooled "bash scripts/doom_results.sh random10k-pooled $D" \
@@ -400,5 +436,5 @@ m-sequence)
   $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
   $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
   ;;
-*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, random10k-threshold-confirm, random10k-round, random10k-dropout-m, random10k-dropout-c, random10k-dropout-select, action-shares, random10k-thr025-long, temperature or m-sequence)" >&2; exit 2 ;;
+*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, random10k-threshold-confirm, random10k-round, random10k-dropout-m, random10k-dropout-c, random10k-dropout-select, action-shares, random10k-thr025-long, random10k-mix, temperature or m-sequence)" >&2; exit 2 ;;
 esac
