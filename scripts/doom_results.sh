@@ -67,6 +67,9 @@
 #                                                 # threshold-0.25 C episodes of random10k-round; C from zeros in its
 #                                                 # dream, scored on 10,700,000-099 and 10,800,000-099, pooled;
 #                                                 # results/doom_random10k_mix_pooled.*, results/doom_random10k_mix/
+#   bash scripts/doom_results.sh random10k-mix-thr05 [D] # C in random10k-mix's dream at done threshold 0.5,
+#                                                 # scored on 10,900,000-099 and 11,000,000-099, pooled;
+#                                                 # results/doom_random10k_mix_thr05_pooled.*
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -91,7 +94,7 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
     edit_config "$src" "$dst" "$edit"
   fi
 }
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|temperature|m-sequence [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -409,6 +412,25 @@ c['evaluate'].update(seed_start=10700000, workers=2, envs_per_worker=4)"
     "bash scripts/doom_results.sh random10k-mix $D" "$P/evaluate-dream.json" "$P/evaluate.json"
   $W export --run-dir "$P" --out $O
   ;;
+random10k-mix-thr05)
+  # Named before it ran (session 15), after random10k-mix's 654.0: its C lives 577 steps in its own dream and
+  # about 654 in the game, so that M's dream is now harsher than the game, where random10k's M (1,590 in the dream
+  # at threshold 0.25, 837 in the game) was kinder. The done threshold 0.25 was chosen for random10k's M; here C is
+  # trained from zeros in random10k-mix's dream at the paper's threshold, 0.5, all else as random10k-mix (tau 1.0,
+  # 64 x 16, 50 generations, one restart, seed 0, the same start pool). Scored on 10,900,000-099 (the result,
+  # whatever it is), then on 11,000,000-099; both pooled. No choice is made.
+  P=${D}_10k_mix_thr05
+  derive "${D}_10k_mix_c" "$P" "c['controller']['done_threshold'] = 0.5; c['evaluate']['seed_start'] = 10900000" \
+    rnn train-rnn.json
+  $W train-controller --run-dir "$P" --quiet
+  [ -f "$P/evaluate-dream.json" ] || $W evaluate --run-dir "$P" --controller dream --episodes 100 \
+    --seed-start 10900000 --no-video --quiet
+  [ -f "$P/evaluate.json" ] || $W evaluate --run-dir "$P" --controller latest --episodes 100 \
+    --seed-start 11000000 --no-video --quiet
+  $PY scripts/pool_scores.py results/doom_random10k_mix_thr05_pooled \
+    "bash scripts/doom_results.sh random10k-mix-thr05 $D" "$P/evaluate-dream.json" "$P/evaluate.json"
+  $W export --run-dir "$P" --out results/doom_random10k_mix_thr05
+  ;;
 random10k-pooled)
   # restart 0's C (D_10k_r0) is the C that random10k chose (the same parameters)
   $PY scripts/pool_scores.py results/doom_random10k_pooled "bash scripts/doom_results.sh random10k-pooled $D" \
@@ -436,5 +458,5 @@ m-sequence)
   $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
   $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
   ;;
-*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, random10k-threshold-confirm, random10k-round, random10k-dropout-m, random10k-dropout-c, random10k-dropout-select, action-shares, random10k-thr025-long, random10k-mix, temperature or m-sequence)" >&2; exit 2 ;;
+*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, random10k-threshold-confirm, random10k-round, random10k-dropout-m, random10k-dropout-c, random10k-dropout-select, action-shares, random10k-thr025-long, random10k-mix, random10k-mix-thr05, temperature or m-sequence)" >&2; exit 2 ;;
 esac
