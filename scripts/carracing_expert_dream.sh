@@ -110,10 +110,7 @@ if [ "$part" = select ]; then
     $W train-controller --run-dir $T --quiet
   done
   $PY scripts/choose_generation.py 5400000 20 5500000 results/carracing_expert_select \
-    "bash scripts/carracing_expert_dream.sh select" "${TAUS[@]}"
-  C=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["chosen_controller"])' results/carracing_expert_select.json)
-  $W export --run-dir "${C%/controller/means/*}" --out results/carracing_expert_select
-  cp "$C" results/carracing_expert_select/controller/controller.pt
+    "bash scripts/carracing_expert_dream.sh select" "${TAUS[@]}" --export results/carracing_expert_select
 fi
 if [ "$part" = envpool-2k ]; then
   # Named before it ran (session 13, for a later session: ~1 hour). more (500 driver episodes: 98.0) with 2,000:

@@ -2,27 +2,33 @@
 on a short selection block of real episodes, then score the chosen once on a held-out block of 100.
 
     python scripts/choose_generation.py SELECT_SEED SELECT_EPISODES HELDOUT_SEED OUT COMMAND RUN_DIR [RUN_DIR ...]
+        [--export DIR]
 
 Every candidate is scored with its own run's V and M on the same SELECT_EPISODES episodes from SELECT_SEED;
 the best real mean there is scored on the 100 episodes from HELDOUT_SEED, which nothing else uses: that score
 is the result, whatever it is. A dream score can be exploited (C finds M's errors), so the dream's own choice
 of generation may not be the best driver; this asks what a short real check picks instead, and the held-out
 block tells whether it holds. Scores are kept in the first RUN_DIR's choice/ folder (a rerun reuses them).
-Writes OUT.json and OUT.md (results/ format: command, commit, machine).
+Writes OUT.json and OUT.md (results/ format: command, commit, machine). With --export DIR, the chosen C's run is
+exported to DIR (`wm-fast export`: config, V, M, logs) with the chosen mean as DIR/controller/controller.pt, so
+that `wm-fast evaluate --run-dir DIR --controller dream` re-scores the chosen C as it stands.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 from doom_heldout_choice import EPISODES, choose_and_hold_out, describe, score  # noqa: E402  (scripts/ is on sys.path)
 
+from wm_fast.export import export_run
 from wm_fast.pipeline import Run
 from wm_fast.provenance import write_results
 from wm_fast.storage import load_checkpoint
 
 
-def main(select_seed: str, select_episodes: str, heldout_seed: str, out: str, command: str, *run_dirs: str) -> None:
+def main(select_seed: str, select_episodes: str, heldout_seed: str, out: str, command: str, *run_dirs: str,
+         export: str | None = None) -> None:
     select, n_select, heldout = int(select_seed), int(select_episodes), int(heldout_seed)
     runs = [Run(d, progress=False, save_config=False) for d in run_dirs]
     if not runs:
@@ -57,9 +63,21 @@ def main(select_seed: str, select_episodes: str, heldout_seed: str, out: str, co
           f"{cand['select_mean']:.1f} ± {cand['select_std']:.1f} |" for cand in candidates),
     ]
     print(write_results(out, summary, lines))
+    if export is not None:
+        export_run(chosen["run_dir"], export)
+        shutil.copyfile(chosen["controller"], f"{export}/controller/controller.pt")
+        print(f"exported {chosen['run_dir']} to {export}, with the chosen C as its controller")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 7:
+    args = sys.argv[1:]
+    export_dir = None
+    if "--export" in args:
+        i = args.index("--export")
+        if i + 1 >= len(args):
+            sys.exit("--export needs a folder")
+        export_dir = args[i + 1]
+        del args[i:i + 2]
+    if len(args) < 6:
         sys.exit(__doc__)
-    main(*sys.argv[1:])
+    main(*args, export=export_dir)

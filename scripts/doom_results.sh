@@ -374,11 +374,7 @@ random10k-thr025-long)
 c['evaluate'].update(workers=2, envs_per_worker=4)" rnn train-rnn.json
   $W train-controller --run-dir "$P" --quiet
   $PY scripts/choose_generation.py 10500000 50 10600000 results/doom_random10k_thr025_long_select \
-    "bash scripts/doom_results.sh random10k-thr025-long $D" "$P"
-  C=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["chosen_controller"])' \
-    results/doom_random10k_thr025_long_select.json)
-  $W export --run-dir "$P" --out results/doom_random10k_thr025_long
-  cp "$C" results/doom_random10k_thr025_long/controller/controller.pt
+    "bash scripts/doom_results.sh random10k-thr025-long $D" "$P" --export results/doom_random10k_thr025_long
   ;;
 random10k-mix)
   # Named before it ran (session 15). random10k-round (M continued 6 epochs on the threshold-0.25 C's 500 episodes
