@@ -66,10 +66,10 @@
 #   bash scripts/doom_results.sh random10k-mix [D] # M from scratch on the 10,000 random episodes and the 500
 #                                                 # threshold-0.25 C episodes of random10k-round; C from zeros in its
 #                                                 # dream, scored on 10,700,000-099 and 10,800,000-099, pooled;
-#                                                 # results/doom_random10k_mix_pooled.*, results/doom_random10k_mix/
+#                                                 # results/doom_random10k_mix{,_pooled}.*, results/doom_random10k_mix/
 #   bash scripts/doom_results.sh random10k-mix-thr05 [D] # C in random10k-mix's dream at done threshold 0.5,
 #                                                 # scored on 10,900,000-099 and 11,000,000-099, pooled;
-#                                                 # results/doom_random10k_mix_thr05_pooled.*
+#                                                 # results/doom_random10k_mix_thr05{,_pooled}.*
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -406,6 +406,8 @@ c['evaluate'].update(seed_start=10700000, workers=2, envs_per_worker=4)"
     --seed-start 10800000 --no-video --quiet
   $PY scripts/pool_scores.py results/doom_random10k_mix_pooled \
     "bash scripts/doom_results.sh random10k-mix $D" "$P/evaluate-dream.json" "$P/evaluate.json"
+  $W summarize --run-dir "$P" --controller dream --json-out results/doom_random10k_mix.json \
+    --command "bash scripts/doom_results.sh random10k-mix $D"
   $W export --run-dir "$P" --out $O
   ;;
 random10k-mix-thr05)
@@ -425,6 +427,8 @@ random10k-mix-thr05)
     --seed-start 11000000 --no-video --quiet
   $PY scripts/pool_scores.py results/doom_random10k_mix_thr05_pooled \
     "bash scripts/doom_results.sh random10k-mix-thr05 $D" "$P/evaluate-dream.json" "$P/evaluate.json"
+  $W summarize --run-dir "$P" --controller dream --json-out results/doom_random10k_mix_thr05.json \
+    --command "bash scripts/doom_results.sh random10k-mix-thr05 $D"
   $W export --run-dir "$P" --out results/doom_random10k_mix_thr05
   ;;
 random10k-pooled)
