@@ -70,6 +70,9 @@
 #   bash scripts/doom_results.sh random10k-mix-thr05 [D] # C in random10k-mix's dream at done threshold 0.5,
 #                                                 # scored on 10,900,000-099 and 11,000,000-099, pooled;
 #                                                 # results/doom_random10k_mix_thr05{,_pooled}.*
+#   bash scripts/doom_results.sh random10k-mix-thr05-long [D] # the same CMA-ES to 100 generations, its last mean
+#                                                 # scored on 11,100,000-099 and 11,200,000-099, pooled;
+#                                                 # results/doom_random10k_mix_thr05_long{,_pooled}.*
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -94,7 +97,7 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
     edit_config "$src" "$dst" "$edit"
   fi
 }
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|temperature|m-sequence [D]}
+cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -431,6 +434,26 @@ random10k-mix-thr05)
     --command "bash scripts/doom_results.sh random10k-mix-thr05 $D"
   $W export --run-dir "$P" --out results/doom_random10k_mix_thr05
   ;;
+random10k-mix-thr05-long)
+  # Named before it ran (session 15), after random10k-mix-thr05's 803.8: in that dream C's score now tracks the game
+  # (717 dream, 804 real), where random10k's dream overrated it (1,590 against 837) and 100 generations did not help
+  # (random10k-thr025-long). So in this dream more search may pay: the same CMA-ES (seed 0) run to 100 generations
+  # in a fresh copy (its first 50 repeat random10k-mix-thr05's), and its last mean, the run's C (no choice), scored
+  # on 11,100,000-099 (the result, whatever it is), then on 11,200,000-099; both pooled.
+  P=${D}_10k_mix_thr05_long
+  derive "${D}_10k_mix_c" "$P" "c['controller'].update(done_threshold=0.5, generations=100)
+c['evaluate']['seed_start'] = 11100000" rnn train-rnn.json
+  $W train-controller --run-dir "$P" --quiet
+  [ -f "$P/evaluate-dream.json" ] || $W evaluate --run-dir "$P" --controller dream --episodes 100 \
+    --seed-start 11100000 --no-video --quiet
+  [ -f "$P/evaluate.json" ] || $W evaluate --run-dir "$P" --controller latest --episodes 100 \
+    --seed-start 11200000 --no-video --quiet
+  $PY scripts/pool_scores.py results/doom_random10k_mix_thr05_long_pooled \
+    "bash scripts/doom_results.sh random10k-mix-thr05-long $D" "$P/evaluate-dream.json" "$P/evaluate.json"
+  $W summarize --run-dir "$P" --controller dream --json-out results/doom_random10k_mix_thr05_long.json \
+    --command "bash scripts/doom_results.sh random10k-mix-thr05-long $D"
+  $W export --run-dir "$P" --out results/doom_random10k_mix_thr05_long
+  ;;
 random10k-pooled)
   # restart 0's C (D_10k_r0) is the C that random10k chose (the same parameters)
   $PY scripts/pool_scores.py results/doom_random10k_pooled "bash scripts/doom_results.sh random10k-pooled $D" \
@@ -458,5 +481,5 @@ m-sequence)
   $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
   $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
   ;;
-*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, random10k-threshold-confirm, random10k-round, random10k-dropout-m, random10k-dropout-c, random10k-dropout-select, action-shares, random10k-thr025-long, random10k-mix, random10k-mix-thr05, temperature or m-sequence)" >&2; exit 2 ;;
+*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, random10k-threshold-confirm, random10k-round, random10k-dropout-m, random10k-dropout-c, random10k-dropout-select, action-shares, random10k-thr025-long, random10k-mix, random10k-mix-thr05, random10k-mix-thr05-long, temperature or m-sequence)" >&2; exit 2 ;;
 esac
