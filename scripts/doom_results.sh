@@ -97,6 +97,21 @@ derive() {  # derive SRC DST EDIT [FILE...]: DST = SRC's random data, V, latents
     edit_config "$src" "$dst" "$edit"
   fi
 }
+two_blocks() {  # two_blocks P NAME FIRST SECOND OUT: P's C trained from zeros in its dream, scored on 100 episodes
+                # from env seed FIRST (evaluate-dream.json) and from SECOND (evaluate.json), both pooled into
+                # results/OUT_pooled.*; the run summarized into results/OUT.* and exported to results/OUT/
+  local p=$1 name=$2 first=$3 second=$4 out=$5
+  $W train-controller --run-dir "$p" --quiet
+  [ -f "$p/evaluate-dream.json" ] || $W evaluate --run-dir "$p" --controller dream --episodes 100 \
+    --seed-start "$first" --no-video --quiet
+  [ -f "$p/evaluate.json" ] || $W evaluate --run-dir "$p" --controller latest --episodes 100 \
+    --seed-start "$second" --no-video --quiet
+  $PY scripts/pool_scores.py "results/${out}_pooled" "bash scripts/doom_results.sh $name $D" \
+    "$p/evaluate-dream.json" "$p/evaluate.json"
+  $W summarize --run-dir "$p" --controller dream --json-out "results/$out.json" \
+    --command "bash scripts/doom_results.sh $name $D"
+  $W export --run-dir "$p" --out "results/$out"
+}
 cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|temperature|m-sequence [D]}
 D=${2:-runs/doom}
 case "$cmd" in
@@ -388,7 +403,7 @@ random10k-mix)
   # then C from zeros only in its dream with threshold-0.25's settings (tau 1.0, done threshold 0.25, 64 x 16,
   # 50 generations, one restart, seed 0; dreams start from the 1,000 first frames of random10k-base's pool).
   # Scored on 10,700,000-099 (the result, whatever it is), then on 10,800,000-099; both pooled. No choice is made.
-  S=${D}_10k_mix P=${D}_10k_mix_c O=results/doom_random10k_mix
+  S=${D}_10k_mix P=${D}_10k_mix_c
   if [ ! -f "$S/config.json" ]; then
     mkdir -p "$S/latents" && cp -al "${D}_10k_dropout/latents/." "$S/latents/"
     cp -al "${D}_10k_round/latents/"episode_1?????.npz "$S/latents/"
@@ -402,16 +417,7 @@ c['evaluate'].update(seed_start=10700000, workers=2, envs_per_worker=4)"
     mkdir -p "$P" && cp -al "${D}_10k_pool/latents" "$P"/
     cp -r "$S"/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn} "$P"/
   fi
-  $W train-controller --run-dir "$P" --quiet
-  [ -f "$P/evaluate-dream.json" ] || $W evaluate --run-dir "$P" --controller dream --episodes 100 \
-    --seed-start 10700000 --no-video --quiet
-  [ -f "$P/evaluate.json" ] || $W evaluate --run-dir "$P" --controller latest --episodes 100 \
-    --seed-start 10800000 --no-video --quiet
-  $PY scripts/pool_scores.py results/doom_random10k_mix_pooled \
-    "bash scripts/doom_results.sh random10k-mix $D" "$P/evaluate-dream.json" "$P/evaluate.json"
-  $W summarize --run-dir "$P" --controller dream --json-out results/doom_random10k_mix.json \
-    --command "bash scripts/doom_results.sh random10k-mix $D"
-  $W export --run-dir "$P" --out $O
+  two_blocks "$P" random10k-mix 10700000 10800000 doom_random10k_mix
   ;;
 random10k-mix-thr05)
   # Named before it ran (session 15), after random10k-mix's 654.0: its C lives 577 steps in its own dream and
@@ -423,16 +429,7 @@ random10k-mix-thr05)
   P=${D}_10k_mix_thr05
   derive "${D}_10k_mix_c" "$P" "c['controller']['done_threshold'] = 0.5; c['evaluate']['seed_start'] = 10900000" \
     rnn train-rnn.json
-  $W train-controller --run-dir "$P" --quiet
-  [ -f "$P/evaluate-dream.json" ] || $W evaluate --run-dir "$P" --controller dream --episodes 100 \
-    --seed-start 10900000 --no-video --quiet
-  [ -f "$P/evaluate.json" ] || $W evaluate --run-dir "$P" --controller latest --episodes 100 \
-    --seed-start 11000000 --no-video --quiet
-  $PY scripts/pool_scores.py results/doom_random10k_mix_thr05_pooled \
-    "bash scripts/doom_results.sh random10k-mix-thr05 $D" "$P/evaluate-dream.json" "$P/evaluate.json"
-  $W summarize --run-dir "$P" --controller dream --json-out results/doom_random10k_mix_thr05.json \
-    --command "bash scripts/doom_results.sh random10k-mix-thr05 $D"
-  $W export --run-dir "$P" --out results/doom_random10k_mix_thr05
+  two_blocks "$P" random10k-mix-thr05 10900000 11000000 doom_random10k_mix_thr05
   ;;
 random10k-mix-thr05-long)
   # Named before it ran (session 15), after random10k-mix-thr05's 803.8: in that dream C's score now tracks the game
@@ -443,16 +440,7 @@ random10k-mix-thr05-long)
   P=${D}_10k_mix_thr05_long
   derive "${D}_10k_mix_c" "$P" "c['controller'].update(done_threshold=0.5, generations=100)
 c['evaluate']['seed_start'] = 11100000" rnn train-rnn.json
-  $W train-controller --run-dir "$P" --quiet
-  [ -f "$P/evaluate-dream.json" ] || $W evaluate --run-dir "$P" --controller dream --episodes 100 \
-    --seed-start 11100000 --no-video --quiet
-  [ -f "$P/evaluate.json" ] || $W evaluate --run-dir "$P" --controller latest --episodes 100 \
-    --seed-start 11200000 --no-video --quiet
-  $PY scripts/pool_scores.py results/doom_random10k_mix_thr05_long_pooled \
-    "bash scripts/doom_results.sh random10k-mix-thr05-long $D" "$P/evaluate-dream.json" "$P/evaluate.json"
-  $W summarize --run-dir "$P" --controller dream --json-out results/doom_random10k_mix_thr05_long.json \
-    --command "bash scripts/doom_results.sh random10k-mix-thr05-long $D"
-  $W export --run-dir "$P" --out results/doom_random10k_mix_thr05_long
+  two_blocks "$P" random10k-mix-thr05-long 11100000 11200000 doom_random10k_mix_thr05_long
   ;;
 random10k-pooled)
   # restart 0's C (D_10k_r0) is the C that random10k chose (the same parameters)
