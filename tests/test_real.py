@@ -78,6 +78,17 @@ def test_rollout_seeds_are_distinct_and_depend_only_on_their_keys():
     assert rollout_seed(7, 3, 2) == rollout_seed(7, 3, 2) != rollout_seed(8, 3, 2)
 
 
+def test_balanced_groups_leave_no_worker_a_short_extra_task():
+    from wm_fast.rollout.pool import balanced_groups
+
+    sizes = lambda n, workers, slots: [len(g) for g in balanced_groups(list(range(n)), workers, slots)]  # noqa: E731
+    assert sizes(20, 2, 8) == [5, 5, 5, 5]
+    assert sizes(16, 2, 8) == [8, 8] and sizes(80, 2, 8) == [8] * 10
+    assert sizes(100, 2, 8) == [8, 8] + [7] * 12 and sizes(3, 2, 8) == [2, 1] and sizes(1, 2, 8) == [1]
+    assert balanced_groups([], 2, 8) == []
+    assert sum(balanced_groups(list(range(37)), 3, 5), []) == list(range(37))
+
+
 def test_real_evaluator_returns_what_one_process_computes(fake_models):
     from wm_fast.rollout.pool import WorkerCore
 

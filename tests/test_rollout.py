@@ -25,14 +25,24 @@ def random_episodes(num_envs: int, backend: str = "gymnasium", steps: int = 25, 
 
 
 def agent_episodes(fake_models, num_envs: int, params: np.ndarray, env: str = "carracing", steps: int = 25,
-                   noise: float = 0.0):
+                   noise: float = 0.0, lengths: list[int] | None = None, encoded: list[int] | None = None):
+    """SEEDS' episodes with V, M and C; `lengths`: each request's max_steps; `encoded` gets the rows of
+    each call of V."""
     from wm_fast.train_rnn import load_mdnrnn
 
     vae_path, rnn_path = fake_models
+    encode = vae_encoder(vae_path)
+
+    def counting_encode(frames):
+        if encoded is not None:
+            encoded.append(len(frames))
+        return encode(frames)
+
     with envs.make_vec(env, num_envs, steps) as vec:
-        agent = BatchedAgent(vae_encoder(vae_path), load_mdnrnn(rnn_path), "carracing", "zh", num_envs,
+        agent = BatchedAgent(counting_encode, load_mdnrnn(rnn_path), "carracing", "zh", num_envs,
                              vec.action_low, vec.action_high)
-        reqs = [EpisodeRequest(s, params=params[i], noise=noise, keep=True) for i, s in enumerate(SEEDS)]
+        reqs = [EpisodeRequest(s, params=params[i], noise=noise, keep=True,
+                               max_steps=None if lengths is None else lengths[i]) for i, s in enumerate(SEEDS)]
         return run_episodes(vec, reqs, agent)
 
 
@@ -58,6 +68,17 @@ def test_agent_episodes_do_not_depend_on_the_number_of_envs(fake_models):
     noisy = agent_episodes(fake_models, 2, p, noise=0.3)
     same(noisy, agent_episodes(fake_models, 5, p, noise=0.3))
     assert not np.array_equal(noisy[0]["actions"], one[0]["actions"])
+
+
+def test_the_agent_skips_a_block_whose_slots_all_ended_and_nothing_else_changes(fake_models):
+    p = np.random.default_rng(1).normal(0, 0.3, (len(SEEDS), 147)).astype(np.float32)
+    lengths = [25, 25, 25, 25, 6]
+    encoded: list[int] = []
+    five = agent_episodes(fake_models, 5, p, lengths=lengths, encoded=encoded)
+    same(agent_episodes(fake_models, 1, p, lengths=lengths), five)
+    assert [r["steps"] for r in five] == lengths
+    # 5 slots are two blocks of 4 rows; the second holds slot 4 alone, whose episode ends after 6 steps
+    assert encoded == [4, 4] * 6 + [4] * 19
 
 
 def test_the_one_episode_loop_matches_a_plain_gymnasium_loop():

@@ -99,14 +99,18 @@ class BatchedAgent:
     def act(self, obs: np.ndarray, active: np.ndarray) -> np.ndarray:
         """Actions (N, A) float32 for observations (N, *obs_shape); advances M for every slot.
 
-        Rows of inactive slots are computed too (their results are never used).
+        A block with an active slot is computed whole (inactive rows too, their results never
+        used); a block without one is skipped, its actions left at zero: a slot's numbers do not
+        depend on the other rows, and a new episode starts M's state afresh (`begin`).
         """
         n, rows = self.num_envs, self.rows
         if rows > n:
             obs = np.concatenate([obs, np.zeros((rows - n, *obs.shape[1:]), dtype=obs.dtype)])
         w, b = unflatten(self.params, self.in_size, self.out_size)
-        actions = torch.empty(rows, self.model.action_dim)
+        actions = torch.zeros(rows, self.model.action_dim)
         for s in range(0, rows, BLOCK):
+            if not np.any(active[s:s + BLOCK]):
+                continue
             blk = slice(s, s + BLOCK)
             z = self.encoder(obs[blk])
             x = controller_features(z, self.h[blk], self.c[blk], self.controller_input)  # type: ignore[arg-type]
