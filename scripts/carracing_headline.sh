@@ -5,13 +5,12 @@
 #   bash scripts/carracing_headline.sh step [MINUTES] [D]   # real CMA-ES for at most MINUTES (default 140)
 #   bash scripts/carracing_headline.sh score [D]            # 100 held-out gymnasium episodes, summary, plot, GIF
 #
-# The run directory D (default runs/carracing_headline) starts as a copy of results/carracing_headline/
-# when that holds a chain already (so a new machine continues it), else of results/carracing_quick/'s
-# stage records, V, M and dream C (the headline preset's first stages have the quick preset's settings,
-# which tests/test_presets.py checks). `step` runs `wm-fast run --preset headline --stop-after-minutes`,
-# which stops cleanly after a generation (exit status 3) with the CMA-ES state saved, then copies the
-# small state (config, stage records, V, M, C, the CMA-ES state and logs; never episodes) to
-# results/carracing_headline/. The held-out seeds of `score` (gymnasium, 5,000,000-5,000,099) are used
+# The run directory D (default runs/carracing_headline) starts as a copy of results/carracing_headline/,
+# the chain so far, so a new machine continues it (its first stages were results/carracing_quick/'s, made
+# before the quick preset's V was cut to 3 epochs; the headline preset keeps 4: tests/test_presets.py).
+# `step` runs `wm-fast run --preset headline --stop-after-minutes`, which stops cleanly after a generation
+# (exit status 3) with the CMA-ES state saved, then copies the small state (config, stage records, V, M,
+# C, the CMA-ES state and logs; never episodes) to results/carracing_headline/. The held-out seeds of `score` (gymnasium, 5,000,000-5,000,099) are used
 # by nothing else: CMA-ES draws its env seeds by hashing (see real.py), and `score` checks that none of
 # them falls in that range.
 set -uo pipefail
@@ -24,12 +23,7 @@ if [ "$cmd" = step ]; then MINUTES=${2:-140}; D=${3:-runs/carracing_headline}; e
 
 if [ ! -d "$D" ]; then
   mkdir -p "$D"
-  if [ -f "$R/config.json" ]; then
-    cp -r "$R"/. "$D"/
-  else
-    cp -r results/carracing_quick/{collect,train-vae,encode,train-rnn,train-controller}.json \
-      results/carracing_quick/{vae,rnn,controller} "$D"/
-  fi
+  cp -r "$R"/. "$D"/
 fi
 
 case "$cmd" in

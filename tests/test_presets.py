@@ -19,12 +19,24 @@ def test_every_preset_is_valid_and_names_itself(env, name):
     assert cfg.preset == name and cfg.env == env
 
 
-def test_headline_reuses_quicks_data_models_and_dream():
-    """The headline preset differs from quick only in its real CMA-ES, so a quick run's V, M
-    and dream C are valid headline stages (results/carracing_headline.md reuses them)."""
+def test_headline_continues_its_committed_chain_and_shares_quicks_data_and_m():
+    """The headline preset is the committed chain's config (results/carracing_headline/config.json),
+    so `scripts/carracing_headline.sh step` continues it rather than training V again; it differs
+    from quick in V's epochs and the real CMA-ES only."""
+    from pathlib import Path
+
+    from wm_fast.pipeline import load_config
+
     quick, headline = get_preset("quick"), get_preset("headline")
-    for section in ("collect", "vae", "rnn", "controller", "evaluate"):
+    chain = load_config(Path(__file__).parents[1] / "results/carracing_headline/config.json")
+    for section in ("collect", "vae", "rnn", "controller", "evaluate", "real"):
+        ours, theirs = dataclasses.asdict(getattr(headline, section)), dataclasses.asdict(getattr(chain, section))
+        for speed_only in ("workers", "envs_per_worker"):  # not part of a stage's result
+            ours.pop(speed_only, None), theirs.pop(speed_only, None)
+        assert ours == theirs, section
+    for section in ("collect", "rnn", "controller", "evaluate"):
         assert getattr(quick, section) == getattr(headline, section), section
+    assert dataclasses.replace(headline.vae, epochs=quick.vae.epochs) == quick.vae
     assert headline.real.generations > quick.real.generations
     assert headline.real.common_random_numbers and headline.real.run_mode == "real"
 

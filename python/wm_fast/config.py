@@ -282,12 +282,12 @@ def _paper() -> PipelineConfig:
 
 
 def _quick() -> PipelineConfig:
-    # About 25 minutes on 2 cores (results/carracing_quick.md): collection, V and M, C in the
-    # dream, then C by CMA-ES on EnvPool's CarRacing (needs the envpool extra, see README).
+    # 18-28 minutes on 2 cores, by CPU kind (results/carracing_quick*.md): collection, V and M, C in
+    # the dream, then C by CMA-ES on EnvPool's CarRacing (needs the envpool extra, see README).
     return PipelineConfig(
         preset="quick",
         collect=CollectConfig(episodes=80, max_steps=500),
-        vae=VAEConfig(epochs=4, batch_size=64, lr=1e-3, shuffle_shards=8, frame_stride=2),
+        vae=VAEConfig(epochs=3, batch_size=64, lr=1e-3, shuffle_shards=8, frame_stride=2),
         rnn=RNNConfig(seq_len=100, batch_size=32, epochs=60, holdout=0.1),
         controller=ControllerConfig(
             popsize=32, rollouts=8, generations=60, dream_steps=500, eval_every=10,
@@ -298,7 +298,7 @@ def _quick() -> PipelineConfig:
         # trained on gymnasium frames), hopeless episodes stopped after 100 steps without a new
         # tile; ~10 minutes on 2 cores. `evaluate` scores it on gymnasium's CarRacing.
         real=RealConfig(
-            popsize=16, rollouts=1, generations=40, finetune_generations=4, max_steps=1000, eval_every=10,
+            popsize=16, rollouts=1, generations=40, finetune_generations=4, max_steps=1000, eval_every=20,
             eval_rollouts=16, run_mode="real", env_backend="envpool", patience=100,
         ),
         iterate=IterateConfig(episodes=16, rnn_epochs=20, generations=20, eval_episodes=20),
@@ -307,11 +307,13 @@ def _quick() -> PipelineConfig:
 
 def _headline() -> PipelineConfig:
     # The headline CarRacing result on 2 cores (results/carracing_headline.md): the quick preset's
-    # data, V, M and dream C (the same settings, so a quick run's can be reused), then a long
-    # real CMA-ES on EnvPool whose candidates share each generation's track. Hours: run it in
-    # steps with `--stop-after-minutes` (each resumes where the last stopped).
+    # data, M and dream C, with V trained 4 epochs (the quick preset's until its 30-minute trim; the
+    # committed chain's V), then a long real CMA-ES on EnvPool whose candidates share each
+    # generation's track. Hours: run it in steps with `--stop-after-minutes` (each resumes where the
+    # last stopped).
     cfg = _quick()
     cfg.preset = "headline"
+    cfg.vae = dataclasses.replace(cfg.vae, epochs=4)
     cfg.real = dataclasses.replace(cfg.real, generations=500, eval_every=20, eval_rollouts=32,
                                    common_random_numbers=True)
     return cfg
