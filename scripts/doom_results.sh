@@ -73,6 +73,10 @@
 #   bash scripts/doom_results.sh random10k-mix-thr05-long [D] # the same CMA-ES to 100 generations, its last mean
 #                                                 # scored on 11,100,000-099 and 11,200,000-099, pooled;
 #                                                 # results/doom_random10k_mix_thr05_long{,_pooled}.*
+#   bash scripts/doom_results.sh random10k-mix-round [D] # one iterate round on random10k-mix-thr05's C: its 500
+#                                                 # episodes, M continued 6 epochs, C from zeros in the new dream,
+#                                                 # scored on 11,300,000-099 and 11,400,000-099, pooled;
+#                                                 # results/doom_random10k_mix_round{,_pooled}.*
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -112,7 +116,8 @@ two_blocks() {  # two_blocks P NAME FIRST SECOND OUT: P's C trained from zeros i
     --command "bash scripts/doom_results.sh $name $D"
   $W export --run-dir "$p" --out "results/$out"
 }
-cmd=${1:?usage: doom_results.sh quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|temperature|m-sequence [D]}
+COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|temperature|m-sequence"
+cmd=${1:?usage: doom_results.sh $COMMANDS [D]}
 D=${2:-runs/doom}
 case "$cmd" in
 quick)
@@ -442,6 +447,29 @@ random10k-mix-thr05-long)
 c['evaluate']['seed_start'] = 11100000" rnn train-rnn.json
   two_blocks "$P" random10k-mix-thr05-long 11100000 11200000 doom_random10k_mix_thr05_long
   ;;
+random10k-mix-round)
+  # Named before it ran (session 16), after random10k-mix-thr05 (803.8) and its 100-generation run (722.4): in the
+  # mixed-data M's dream C's score tracks the game, but more search there did not help. The paper's answer is
+  # another round: the threshold-0.5 C (random10k-mix-thr05's) plays 500 real episodes (action noise spread 0-0.5,
+  # env seeds 1,100,000-1,100,499: iterate's round-1 seeds, which the threshold-0.25 C's collection also used),
+  # encoded with random10k's V beside the 10,000 random episodes; M continues 6 epochs from the mixed M on those
+  # 10,500, and a new C is trained from zeros only in that dream (tau 1.0, done threshold 0.5, 64 x 16,
+  # 50 generations, one restart, seed 0). No C ever gets a real return. The round's C is scored on
+  # 11,300,000-099 (the result, whatever it is), then on 11,400,000-099; both pooled. No choice is made.
+  P=${D}_10k_mix_round
+  if [ ! -f "$P/config.json" ]; then
+    mkdir -p "$P/latents" && cp -al "${D}_10k_dropout/latents/." "$P/latents/"
+    cp -r "${D}_10k_mix_thr05"/{collect.json,train-vae.json,encode.json,train-rnn.json,train-controller.json,vae,rnn,controller} "$P"/
+    edit_config "${D}_10k_mix_thr05" "$P" "c['evaluate']['seed_start'] = 11300000"
+  fi
+  $W iterate --run-dir "$P" --rounds 1 --start dream --controller-from zeros --episodes 500 --noise 0.5 \
+    --spread-noise --rnn-epochs 6 --generations 50 --eval-episodes 100 --eval-seed-start 11300000 --pick last --quiet
+  [ -f "$P/evaluate-iterate.json" ] || $W evaluate --run-dir "$P" --controller iterate --episodes 100 \
+    --seed-start 11400000 --no-video --quiet
+  $PY scripts/pool_scores.py results/doom_random10k_mix_round_pooled "bash scripts/doom_results.sh random10k-mix-round $D" \
+    "$P/iterate/round_001/evaluate.json" "$P/evaluate-iterate.json"
+  $W export --run-dir "$P" --out results/doom_random10k_mix_round
+  ;;
 random10k-pooled)
   # restart 0's C (D_10k_r0) is the C that random10k chose (the same parameters)
   $PY scripts/pool_scores.py results/doom_random10k_pooled "bash scripts/doom_results.sh random10k-pooled $D" \
@@ -469,5 +497,5 @@ m-sequence)
   $W evaluate --run-dir "$P" --episodes 32 --seed-start 3000000 --quiet
   $PY scripts/doom_m_sequence_summary.py "$D" "$P" results/doom_m_sequence
   ;;
-*) echo "unknown command $cmd (quick, headline, random3k, random3k-tau, random3k-gen100, random3k-tau1-restarts, random3k-dropout, random3k-dropout05, random3k-dropout-tau, random10k, random10k-restart0, random10k-tau, random10k-pooled, random10k-m12, random10k-base, random10k-calibration, random10k-threshold, random10k-threshold-confirm, random10k-round, random10k-dropout-m, random10k-dropout-c, random10k-dropout-select, action-shares, random10k-thr025-long, random10k-mix, random10k-mix-thr05, random10k-mix-thr05-long, temperature or m-sequence)" >&2; exit 2 ;;
+*) echo "unknown command $cmd (one of $COMMANDS)" >&2; exit 2 ;;
 esac
