@@ -158,6 +158,8 @@ def test_summarize_names_command_commit_and_machine(tiny_run, tmp_path):
     ev = json.loads((run_dir / "evaluate.json").read_text())
     assert summary["real"]["returns"] == ev["returns"]
     assert "| carracing | tiny |" in out.with_suffix(".md").read_text()
+    for stage, figures in summary["stages"].items():  # each stage's wall time, not a metric of the same name
+        assert figures["seconds"] == round(json.loads((run_dir / f"{stage}.json").read_text())["seconds"], 1), stage
 
 
 def test_summarize_a_named_controller_with_its_dream_search(tiny_run, tmp_path):

@@ -39,7 +39,8 @@ def summarize_run(run_dir: Path | str, command: str | None = None, controller: s
     ev = records[evaluate_stage]["metrics"]
     stages = {}
     for stage, r in records.items():
-        headline = {k: v for k, v in r["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        headline = {k: v for k, v in r["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and k != "seconds"}  # a stage's own "seconds" metric (M: its last epoch) is not its wall time
         stages[stage] = {"seconds": round(r["seconds"], 1), **{k: _round(v) for k, v in headline.items()}}
     rounds = read_json(run_dir / "iterate.json")["rounds"] if (run_dir / "iterate.json").exists() else []
     return {
