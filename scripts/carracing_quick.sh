@@ -5,7 +5,7 @@
 # 10,000, which no stage used). The run's small state (config, stage records, V, M and both
 # controllers without optimizer states; no episodes) is copied to results/carracing_quick/, where
 # `wm-fast evaluate --run-dir results/carracing_quick --episodes N --seed-start S` re-scores it.
-# Resumable: rerun after a kill and finished steps are skipped. ~25 minutes on an idle 2-core machine.
+# Resumable: rerun after a kill and finished steps are skipped. 20-26 minutes on an idle 2-core machine (AMD EPYC, Intel Xeon).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${1:-runs/quick}
