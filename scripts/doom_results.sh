@@ -116,6 +116,19 @@ two_blocks() {  # two_blocks P NAME FIRST SECOND OUT: P's C trained from zeros i
     --command "bash scripts/doom_results.sh $name $D"
   $W export --run-dir "$p" --out "results/$out"
 }
+iterate_round() {  # iterate_round P NAME FIRST SECOND OUT: one iterate round on P (its C plays 500 episodes, action
+                   # noise spread 0-0.5; M continues 6 epochs; C from zeros in the new dream, 50 generations), the
+                   # round's C scored on 100 episodes from env seed FIRST (the round's own scoring) and from SECOND,
+                   # both pooled into results/OUT_pooled.*; P exported to results/OUT/
+  local p=$1 name=$2 first=$3 second=$4 out=$5
+  $W iterate --run-dir "$p" --rounds 1 --start dream --controller-from zeros --episodes 500 --noise 0.5 \
+    --spread-noise --rnn-epochs 6 --generations 50 --eval-episodes 100 --eval-seed-start "$first" --pick last --quiet
+  [ -f "$p/evaluate-iterate.json" ] || $W evaluate --run-dir "$p" --controller iterate --episodes 100 \
+    --seed-start "$second" --no-video --quiet
+  $PY scripts/pool_scores.py "results/${out}_pooled" "bash scripts/doom_results.sh $name $D" \
+    "$p/iterate/round_001/evaluate.json" "$p/evaluate-iterate.json"
+  $W export --run-dir "$p" --out "results/$out"
+}
 COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|temperature|m-sequence"
 cmd=${1:?usage: doom_results.sh $COMMANDS [D]}
 D=${2:-runs/doom}
@@ -322,13 +335,7 @@ random10k-round)
     mkdir -p "$P" && cp -al "$B/latents" "$P"/
     cp -r results/doom_random10k_threshold/thr025/. "$P"/
   fi
-  $W iterate --run-dir "$P" --rounds 1 --start dream --controller-from zeros --episodes 500 --noise 0.5 \
-    --spread-noise --rnn-epochs 6 --generations 50 --eval-episodes 100 --eval-seed-start 9800000 --pick last --quiet
-  [ -f "$P/evaluate-iterate.json" ] || $W evaluate --run-dir "$P" --controller iterate --episodes 100 \
-    --seed-start 9900000 --no-video --quiet
-  $PY scripts/pool_scores.py results/doom_random10k_round_pooled "bash scripts/doom_results.sh random10k-round $D" \
-    "$P/iterate/round_001/evaluate.json" "$P/evaluate-iterate.json"
-  $W export --run-dir "$P" --out results/doom_random10k_round
+  iterate_round "$P" random10k-round 9800000 9900000 doom_random10k_round
   ;;
 random10k-dropout-m)
   # Named before it ran (session 12), for a session of its own (~2 hours on 2 cores): Dropout's Dream Land's
@@ -462,13 +469,7 @@ random10k-mix-round)
     cp -r "${D}_10k_mix_thr05"/{collect.json,train-vae.json,encode.json,train-rnn.json,train-controller.json,vae,rnn,controller} "$P"/
     edit_config "${D}_10k_mix_thr05" "$P" "c['evaluate']['seed_start'] = 11300000"
   fi
-  $W iterate --run-dir "$P" --rounds 1 --start dream --controller-from zeros --episodes 500 --noise 0.5 \
-    --spread-noise --rnn-epochs 6 --generations 50 --eval-episodes 100 --eval-seed-start 11300000 --pick last --quiet
-  [ -f "$P/evaluate-iterate.json" ] || $W evaluate --run-dir "$P" --controller iterate --episodes 100 \
-    --seed-start 11400000 --no-video --quiet
-  $PY scripts/pool_scores.py results/doom_random10k_mix_round_pooled "bash scripts/doom_results.sh random10k-mix-round $D" \
-    "$P/iterate/round_001/evaluate.json" "$P/evaluate-iterate.json"
-  $W export --run-dir "$P" --out results/doom_random10k_mix_round
+  iterate_round "$P" random10k-mix-round 11300000 11400000 doom_random10k_mix_round
   ;;
 random10k-pooled)
   # restart 0's C (D_10k_r0) is the C that random10k chose (the same parameters)
