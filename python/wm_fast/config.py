@@ -282,8 +282,8 @@ def _paper() -> PipelineConfig:
 
 
 def _quick() -> PipelineConfig:
-    # 18-28 minutes on 2 cores, by CPU kind (results/carracing_quick*.md): collection, V and M, C in
-    # the dream, then C by CMA-ES on EnvPool's CarRacing (needs the envpool extra, see README).
+    # 26 minutes on the slower CPU kind we have had (Intel Xeon, 2 cores: results/carracing_quick_intel_xeon.md):
+    # collection, V and M, C in the dream, then C by CMA-ES on EnvPool's CarRacing (the envpool extra, see README).
     return PipelineConfig(
         preset="quick",
         collect=CollectConfig(episodes=80, max_steps=500),
@@ -296,7 +296,7 @@ def _quick() -> PipelineConfig:
         evaluate=EvalConfig(episodes=20, max_steps=1000),
         # After the dream, C is trained by CMA-ES on real episodes of EnvPool's fast CarRacing (V
         # trained on gymnasium frames), hopeless episodes stopped after 100 steps without a new
-        # tile; ~10 minutes on 2 cores. `evaluate` scores it on gymnasium's CarRacing.
+        # tile; 9-14 minutes on 2 cores. `evaluate` scores it on gymnasium's CarRacing.
         real=RealConfig(
             popsize=16, rollouts=1, generations=40, finetune_generations=4, max_steps=1000, eval_every=20,
             eval_rollouts=16, run_mode="real", env_backend="envpool", patience=100,
