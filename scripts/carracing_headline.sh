@@ -10,9 +10,9 @@
 # before the quick preset's V was cut to 3 epochs; the headline preset keeps 4: tests/test_presets.py).
 # `step` runs `wm-fast run --preset headline --stop-after-minutes`, which stops cleanly after a generation
 # (exit status 3) with the CMA-ES state saved, then copies the small state (config, stage records, V, M,
-# C, the CMA-ES state and logs; never episodes) to results/carracing_headline/. The held-out seeds of `score` (gymnasium, 5,000,000-5,000,099) are used
-# by nothing else: CMA-ES draws its env seeds by hashing (see real.py), and `score` checks that none of
-# them falls in that range.
+# C, the CMA-ES state and logs; never episodes) to results/carracing_headline/. The held-out seeds of
+# `score` (gymnasium, 5,000,000-5,000,099) are used by nothing else: CMA-ES draws its env seeds by
+# hashing (see real.py), and `score` checks that none of them falls in that range.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 W=.venv/bin/wm-fast
