@@ -77,6 +77,10 @@
 #                                                 # episodes, M continued 6 epochs, C from zeros in the new dream,
 #                                                 # scored on 11,300,000-099 and 11,400,000-099, pooled;
 #                                                 # results/doom_random10k_mix_round{,_pooled}.*
+#   bash scripts/doom_results.sh random10k-mix-both [D] # M from scratch on the 10,000 random episodes and both Cs'
+#                                                 # 500 (threshold 0.25's and 0.5's); C from zeros in its dream at
+#                                                 # threshold 0.5, scored on 11,500,000-099 and 11,600,000-099, pooled;
+#                                                 # results/doom_random10k_mix_both{,_pooled}.*, results/doom_random10k_mix_both/
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -129,7 +133,7 @@ iterate_round() {  # iterate_round P NAME FIRST SECOND OUT: one iterate round on
     "$p/iterate/round_001/evaluate.json" "$p/evaluate-iterate.json"
   $W export --run-dir "$p" --out "results/$out"
 }
-COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|temperature|m-sequence"
+COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|temperature|m-sequence"
 cmd=${1:?usage: doom_results.sh $COMMANDS [D]}
 D=${2:-runs/doom}
 case "$cmd" in
@@ -470,6 +474,36 @@ random10k-mix-round)
     edit_config "${D}_10k_mix_thr05" "$P" "c['evaluate']['seed_start'] = 11300000"
   fi
   iterate_round "$P" random10k-mix-round 11300000 11400000 doom_random10k_mix_round
+  ;;
+random10k-mix-both)
+  # Named before it ran (session 17), after random10k-mix-round (618.1): M continued on the threshold-0.5 C's own
+  # play made the dream kind again (1,702 dream steps, 618 real), where M from scratch on the random episodes plus
+  # one C's 500 (random10k-mix) gave a dream that tracks the game (thr 0.5: 717 dream, 804 real). Here M is trained
+  # from scratch with random10k's settings (6 epochs, seed 0, no dropout) on the 10,000 random episodes plus both
+  # Cs' 500 episodes: the threshold-0.25 C's (random10k-round's collection) and the threshold-0.5 C's
+  # (random10k-mix-round's collection; both collections used env seeds 1,100,000-1,100,499 and episode indices
+  # 100,000-100,499, so the latter are linked here as indices 200,000-200,499). Then C from zeros only in its dream
+  # at the paper's done threshold 0.5 (tau 1.0, 64 x 16, 50 generations, one restart, seed 0; dreams start from the
+  # 1,000 first frames of random10k-base's pool). Scored on 11,500,000-099 (the result, whatever it is), then on
+  # 11,600,000-099; both pooled. No choice is made.
+  S=${D}_10k_mix_both P=${D}_10k_mix_both_c
+  if [ ! -f "$S/config.json" ]; then
+    mkdir -p "$S/latents" && cp -al "${D}_10k_dropout/latents/." "$S/latents/"
+    cp -al "${D}_10k_round/latents/"episode_1?????.npz "$S/latents/"
+    for f in "${D}_10k_mix_round/latents/"episode_1?????.npz; do
+      i=$(basename "$f" .npz); ln "$f" "$S/latents/episode_2${i:9}.npz"
+    done
+    cp -r results/doom_random10k/{collect.json,train-vae.json,encode.json,vae} "$S"/
+    edit_config results/doom_random10k "$S" "c['controller'].update(done_threshold=0.5, restarts=1)
+c['evaluate'].update(seed_start=11500000, workers=2, envs_per_worker=4)"
+  fi
+  [ "$(ls "$S/latents" | wc -l)" -eq 11000 ] || { echo "expected 11,000 latent files in $S/latents" >&2; exit 1; }
+  $W train-rnn --run-dir "$S" --quiet
+  if [ ! -f "$P/config.json" ]; then
+    mkdir -p "$P" && cp -al "${D}_10k_pool/latents" "$P"/
+    cp -r "$S"/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn} "$P"/
+  fi
+  two_blocks "$P" random10k-mix-both 11500000 11600000 doom_random10k_mix_both
   ;;
 random10k-pooled)
   # restart 0's C (D_10k_r0) is the C that random10k chose (the same parameters)
