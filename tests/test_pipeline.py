@@ -182,6 +182,18 @@ def test_summarize_a_named_controller_with_its_dream_search(tiny_run, tmp_path):
     assert proc.returncode != 0 and "evaluate-real.json is missing" in proc.stderr
 
 
+def test_summary_names_the_settings_changed_from_the_preset(tmp_path):
+    from wm_fast.report import preset_edits
+
+    cfg = get_preset("tiny", env="doom")
+    cfg.rnn.epochs, cfg.controller.done_threshold, cfg.collect.workers = 9, 0.25, 7  # workers: placement only
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
+    assert preset_edits(tmp_path / "config.json") == ["rnn.epochs=9", "controller.done_threshold=0.25"]
+    cfg.preset = "my-own"
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
+    assert preset_edits(tmp_path / "config.json") is None
+
+
 def test_summary_lists_the_restarts_and_the_one_chosen():
     from wm_fast.report import _dream_search, _dream_search_lines
 

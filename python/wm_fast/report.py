@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .pipeline import STAGES
+from .config import ConfigError, get_preset
+from .pipeline import STAGES, load_config
 from .provenance import machine_description
 from .storage import MissingStageError, atomic_write_json, read_json
 
@@ -13,7 +14,7 @@ from .storage import MissingStageError, atomic_write_json, read_json
 def summarize_run(run_dir: Path | str, command: str | None = None, controller: str = "latest") -> dict[str, Any]:
     """A compact JSON-able summary of a finished run directory.
 
-    Keys: command, commit, machine, env, preset, stages (seconds and headline metrics per stage,
+    Keys: command, commit, machine, env, preset, preset_edits (see `preset_edits`), stages (seconds and headline metrics per stage,
     the real-environment CMA-ES stage included when the run did one), dream_return (the dream
     controller's score in M's dream), dream_search (the dream CMA-ES: its settings, the evaluations
     of its mean and, with restarts, each restart's score on the common dreams), real (mean, std,
@@ -49,6 +50,7 @@ def summarize_run(run_dir: Path | str, command: str | None = None, controller: s
         "machine": records[evaluate_stage].get("machine") or machine_description(),
         "env": config["env"],
         "preset": config["preset"],
+        "preset_edits": preset_edits(run_dir / "config.json"),
         "dream_return": records["train-controller"]["metrics"].get("best_eval_return"),
         "dream_search": _dream_search(config, records["train-controller"]["metrics"]),
         "real": {k: ev.get(k) for k in ("mean", "std", "returns", "seeds", "episodes", "env_backend", "controller")},
@@ -57,6 +59,37 @@ def summarize_run(run_dir: Path | str, command: str | None = None, controller: s
                                               "new_episodes", "seconds")} for r in rounds],
         "total_seconds": round(sum(r["seconds"] for r in records.values()) + sum(r["seconds"] for r in rounds), 1),
     }
+
+
+PLACEMENT_FIELDS = frozenset({"workers", "envs_per_worker", "address"})
+"""Config fields that say where work runs, not what it computes: left out of `preset_edits`."""
+
+
+def preset_edits(config_path: Path | str) -> list[str] | None:
+    """The settings ("rnn.epochs=6") in which a run's config.json differs from the preset it names, in the
+    config's order; placement fields (PLACEMENT_FIELDS) left out. None when the preset is unknown."""
+    cfg = load_config(config_path)
+    try:
+        preset = get_preset(cfg.preset, cfg.env).to_dict()
+    except ConfigError:
+        return None
+    edits = []
+    for section, fields in cfg.to_dict().items():
+        if not isinstance(fields, dict):
+            if fields != preset[section]:
+                edits.append(f"{section}={fields}")
+            continue
+        edits += [f"{section}.{k}={v}" for k, v in fields.items()
+                  if k not in PLACEMENT_FIELDS and v != preset[section][k]]
+    return edits
+
+
+def _preset_label(summary: dict[str, Any]) -> str:
+    """The markdown table's preset cell: the preset's name, with the number of settings changed from it."""
+    edits = summary.get("preset_edits")
+    if edits is None:
+        return f"{summary['preset']} (unknown preset)"
+    return summary["preset"] if not edits else f"{summary['preset']}, {len(edits)} settings changed"
 
 
 def _dream_search(config: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +120,7 @@ def write_summary(run_dir: Path | str, out: Path | str, command: str | None = No
     rows = [
         "| env | preset | real return (mean ± std, episodes) | dream return | wall time | commit | command |",
         "|---|---|---|---|---|---|---|",
-        f"| {summary['env']} | {summary['preset']} | {real['mean']:.1f} ± {real['std']:.1f} ({real['episodes']}) "
+        f"| {summary['env']} | {_preset_label(summary)} | {real['mean']:.1f} ± {real['std']:.1f} ({real['episodes']}) "
         f"| {dream:.1f} | {summary['total_seconds'] / 60:.1f} min | {summary['commit']} | `{summary['command']}` |",
         "",
         f"Machine: {summary['machine']}. The real return is of the run's "
@@ -95,6 +128,9 @@ def write_summary(run_dir: Path | str, out: Path | str, command: str | None = No
         f"({real.get('controller') or 'dream'}) on {real.get('env_backend') or 'gymnasium'}, env seeds "
         f"{real['seeds'][0]}..{real['seeds'][-1]}; the dream return is the dream stage's controller in M's dream.",
     ]
+    if summary["preset_edits"]:
+        rows += ["", f"Settings changed from the {summary['preset']} preset: "
+                 + ", ".join(f"`{e}`" for e in summary["preset_edits"]) + "."]
     rows += _dream_search_lines(summary["dream_search"])
     for stage in ("train-controller-real", "train-controller-dream-real"):
         if stage in summary["stages"]:
