@@ -84,6 +84,10 @@
 #   bash scripts/doom_results.sh random10k-mix-both-thr09 [D] # C in that dream at done threshold 0.9, scored
 #                                                 # on 11,700,000-099 and 11,800,000-099, pooled;
 #                                                 # results/doom_random10k_mix_both_thr09{,_pooled}.*
+#   bash scripts/doom_results.sh mix-both-diagnostics [D] # the random policy's dream life in random10k-mix-thr05's
+#                                                 # and random10k-mix-both's dreams per done threshold, and what
+#                                                 # their Cs do; results/doom_dream_calibration_mix_{thr05,both_c}.*,
+#                                                 # results/doom_action_shares_mix_both.*
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -136,7 +140,7 @@ iterate_round() {  # iterate_round P NAME FIRST SECOND OUT: one iterate round on
     "$p/iterate/round_001/evaluate.json" "$p/evaluate-iterate.json"
   $W export --run-dir "$p" --out "results/$out"
 }
-COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|temperature|m-sequence"
+COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|temperature|m-sequence"
 cmd=${1:?usage: doom_results.sh $COMMANDS [D]}
 D=${2:-runs/doom}
 case "$cmd" in
@@ -507,6 +511,20 @@ c['evaluate'].update(seed_start=11500000, workers=2, envs_per_worker=4)"
     cp -r "$S"/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn} "$P"/
   fi
   two_blocks "$P" random10k-mix-both 11500000 11600000 doom_random10k_mix_both
+  ;;
+mix-both-diagnostics)
+  # After random10k-mix-both (173.0) and its threshold-0.9 C (171.2): the random policy's dream life in the
+  # mixed-data Ms' dreams at done thresholds 0.5, 0.75 and 0.9 (tau 1.0) beside its life in the game (training data
+  # only), random10k-mix-thr05's M and random10k-mix-both's; then what the two mix-both Cs and the mix-thr05 C do,
+  # in their dreams and in the same 16 real episodes (10,400,000-015, the diagnostic seeds of action-shares)
+  for r in mix_thr05 mix_both_c; do
+    $PY scripts/doom_dream_calibration.py "${D}_10k_$r" "results/doom_dream_calibration_$r" \
+      "bash scripts/doom_results.sh mix-both-diagnostics $D" --temperatures 1.0 --thresholds 0.5 0.75 0.9 --rollouts 128
+  done
+  $PY scripts/action_shares.py results/doom_action_shares_mix_both "bash scripts/doom_results.sh mix-both-diagnostics $D" \
+    10400000 16 "${D}_10k_mix_thr05:${D}_10k_mix_thr05/controller/controller.pt" \
+    "${D}_10k_mix_both_c:${D}_10k_mix_both_c/controller/controller.pt" \
+    "${D}_10k_mix_both_thr09:${D}_10k_mix_both_thr09/controller/controller.pt"
   ;;
 random10k-mix-both-thr09)
   # Named after random10k-mix-both's 173.0 (session 17), before this ran. That M's done head fires early: in its
