@@ -1,13 +1,14 @@
 """What length buckets buy M's training: real (unpadded) steps per second with and without them.
 
-    python benchmarks/m_length_buckets.py [--latents DIR] [--batches 12] [--buckets 16] [--json OUT]
+    python benchmarks/m_length_buckets.py [--latents DIR] [--batches 12] [--buckets 16] [--out results/NAME]
 
 M at Doom's paper size (z 64, 1 action, LSTM 512, K 5 per dimension, sequences of 500, batches of
 32) trains on episodes whose lengths come from a latents folder (--latents: only the lengths are
 read) or, without one, from a gamma distribution with Doom's random-play mean (about 320 steps).
 The same epoch's first --batches batches (as the sampler orders them) are timed without and with
 --buckets pools, alternating the two (best of --repeats each). Printed and written: padded and real
-steps, seconds, real steps per second and the ratio measured in the same run.
+steps, seconds, real steps per second and the ratio measured in the same run; --out writes OUT.json and
+OUT.md.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 from wm_fast.mdnrnn import MDNRNN  # noqa: E402
+from wm_fast.provenance import write_results  # noqa: E402
 from wm_fast.sequences import LatentEpisodes, SequenceSampler  # noqa: E402
 from wm_fast.shards import npy_header  # noqa: E402
 from wm_fast.train_rnn import rnn_losses  # noqa: E402
@@ -90,7 +92,7 @@ def main() -> None:
     ap.add_argument("--buckets", type=int, default=16, help="rnn.length_buckets to compare with 0")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
-    ap.add_argument("--json", help="write the rows and the ratio here")
+    ap.add_argument("--out", help="write the rows and the ratio to OUT.json and OUT.md")
     args = ap.parse_args()
     if args.buckets <= 0 or args.batches <= 0:
         ap.error("--buckets and --batches must be positive")
@@ -118,13 +120,20 @@ def main() -> None:
               f"{real / seconds[b]:8.0f} real steps/s", flush=True)
     ratio = rows[1]["real_steps_per_s"] / rows[0]["real_steps_per_s"]
     print(f"real steps per second with buckets / without: x{ratio:.2f}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"command": " ".join(sys.argv), "commit": common.git_commit(),
-                       "machine": common.machine_description(), "episodes": len(episodes),
-                       "mean_length": float(episodes.lengths.mean()), "rows": rows,
-                       "real_steps_per_s_ratio": ratio}, f, indent=1)
-
+    if args.out:
+        lengths = f"{args.latents}'s" if args.latents else f"{len(episodes)} gamma-drawn"
+        lines = [f"# M's training with and without length buckets (Doom size: z {Z}, LSTM {HIDDEN}, K {K}, "
+                 f"sequences of {SEQ_LEN}, batches of {BATCH})", "",
+                 f"Episode lengths: {lengths} ({len(episodes)} episodes, mean {episodes.lengths.mean():.0f} steps). "
+                 f"The first {args.batches} batches of epoch 0, best of {args.repeats}.", "",
+                 "| length_buckets | real steps | padded steps | seconds | real steps / s |", "|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['length_buckets']} | {r['real_steps']} | {r['padded_steps']} | {r['seconds']:.2f} | "
+                  f"{r['real_steps_per_s']:.0f} |" for r in rows]
+        lines += ["", f"Real steps per second with buckets over without, same run: **x{ratio:.2f}**."]
+        write_results(args.out, {"command": " ".join(["python", *sys.argv]), "commit": common.git_commit(),
+                                 "machine": common.machine_description(), "episodes": len(episodes),
+                                 "mean_length": float(episodes.lengths.mean()), "rows": rows,
+                                 "real_steps_per_s_ratio": ratio}, lines)
 
 if __name__ == "__main__":
     main()
