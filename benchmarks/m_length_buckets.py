@@ -54,6 +54,9 @@ class _Lengths(LatentEpisodes):
         self.dones[self.step_offset + self.lengths - 1] = 1.0
         self.files = []
 
+    def __len__(self) -> int:
+        return len(self.lengths)
+
 
 def episode_lengths(latents: str | None, n: int, seed: int) -> np.ndarray:
     """Steps of each episode in `latents` (read from the files' headers), else n gamma draws of mean 320."""
@@ -121,7 +124,7 @@ def main() -> None:
     ratio = rows[1]["real_steps_per_s"] / rows[0]["real_steps_per_s"]
     print(f"real steps per second with buckets / without: x{ratio:.2f}")
     if args.out:
-        lengths = f"{args.latents}'s" if args.latents else f"{len(episodes)} gamma-drawn"
+        lengths = f"those of {args.latents}" if args.latents else "gamma-drawn"
         lines = [f"# M's training with and without length buckets (Doom size: z {Z}, LSTM {HIDDEN}, K {K}, "
                  f"sequences of {SEQ_LEN}, batches of {BATCH})", "",
                  f"Episode lengths: {lengths} ({len(episodes)} episodes, mean {episodes.lengths.mean():.0f} steps). "
