@@ -129,7 +129,8 @@ def main() -> None:
                  f"sequences of {SEQ_LEN}, batches of {BATCH})", "",
                  f"Episode lengths: {lengths} ({len(episodes)} episodes, mean {episodes.lengths.mean():.0f} steps). "
                  f"The first {args.batches} batches of epoch 0, best of {args.repeats}.", "",
-                 "| length_buckets | real steps | padded steps | seconds | real steps / s |", "|---:|---:|---:|---:|---:|"]
+                 "| length_buckets | real steps | padded steps | seconds | real steps / s |",
+                 "|---:|---:|---:|---:|---:|"]
         lines += [f"| {r['length_buckets']} | {r['real_steps']} | {r['padded_steps']} | {r['seconds']:.2f} | "
                   f"{r['real_steps_per_s']:.0f} |" for r in rows]
         lines += ["", f"Real steps per second with buckets over without, same run: **x{ratio:.2f}**."]

@@ -14,12 +14,12 @@ from .storage import MissingStageError, atomic_write_json, read_json
 def summarize_run(run_dir: Path | str, command: str | None = None, controller: str = "latest") -> dict[str, Any]:
     """A compact JSON-able summary of a finished run directory.
 
-    Keys: command, commit, machine, env, preset, preset_edits (see `preset_edits`), stages (seconds and headline metrics per stage,
-    the real-environment CMA-ES stage included when the run did one), dream_return (the dream
-    controller's score in M's dream), dream_search (the dream CMA-ES: its settings, the evaluations
-    of its mean and, with restarts, each restart's score on the common dreams), real (mean, std,
-    returns, seeds, env backend and controller of the real-environment evaluation), iterate_rounds,
-    total_seconds.
+    Keys: command, commit, machine, env, preset, preset_edits (see `preset_edits`), stages (seconds and
+    headline metrics per stage, the real-environment CMA-ES stage included when the run did one),
+    dream_return (the dream controller's score in M's dream), dream_search (the dream CMA-ES: its
+    settings, the evaluations of its mean and, with restarts, each restart's score on the common
+    dreams), real (mean, std, returns, seeds, env backend and controller of the real-environment
+    evaluation), iterate_rounds, total_seconds.
 
     controller: whose real score to report: `latest` reads RUN_DIR/evaluate.json, any other name
     RUN_DIR/evaluate-<name>.json (written by `wm-fast evaluate --controller <name>`).

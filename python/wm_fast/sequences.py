@@ -178,8 +178,8 @@ class SequenceSampler:
     do not depend on what ran before it (resuming reproduces them). With `length_buckets` k > 0
     the epoch's shuffled windows are cut into pools of k batches, each pool sorted by window length
     and cut into batches, and the batches shuffled: the same windows in batches of like length, so
-    `gather` pads less (Doom's random play, L = 500: 70 % of the padded steps are real without,
-    97 % with k = 16).
+    `gather` pads less (random10k-mix-both's 11,000 Doom episodes, L = 500, B = 32: 70 % of the padded
+    steps are real without, 96 % with k = 16; results/m_length_buckets_cpu.md).
     """
 
     def __init__(self, episodes: LatentEpisodes, seq_len: int, batch_size: int, seed: int = 0,
