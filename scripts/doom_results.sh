@@ -140,6 +140,29 @@ iterate_round() {  # iterate_round P NAME FIRST SECOND OUT: one iterate round on
     "$p/iterate/round_001/evaluate.json" "$p/evaluate-iterate.json"
   $W export --run-dir "$p" --out "results/$out"
 }
+mixed_m() {  # mixed_m S P EDIT N SRC:DIGIT...: S = the 10,000 random episodes' latents (D_10k_dropout's) plus each
+             # SRC's agent episodes (SRC/latents/episode_1?????.npz, linked as episode_DIGIT?????.npz), random10k's V
+             # and records, its config with EDIT (Python on `c`); N latent files in all; M from scratch in S; then
+             # P = S's V and M with the start pool of random10k-base (hard links throughout; resumes)
+  local s=$1 p=$2 edit=$3 n=$4 src f i
+  shift 4
+  if [ ! -f "$s/config.json" ]; then
+    mkdir -p "$s/latents" && cp -al "${D}_10k_dropout/latents/." "$s/latents/"
+    for src in "$@"; do
+      for f in "${src%:*}/latents/"episode_1?????.npz; do
+        i=$(basename "$f" .npz); ln "$f" "$s/latents/episode_${src##*:}${i:9}.npz"
+      done
+    done
+    cp -r results/doom_random10k/{collect.json,train-vae.json,encode.json,vae} "$s"/
+    edit_config results/doom_random10k "$s" "$edit"
+  fi
+  [ "$(ls "$s/latents" | wc -l)" -eq "$n" ] || { echo "expected $n latent files in $s/latents" >&2; exit 1; }
+  $W train-rnn --run-dir "$s" --quiet
+  if [ ! -f "$p/config.json" ]; then
+    mkdir -p "$p" && cp -al "${D}_10k_pool/latents" "$p"/
+    cp -r "$s"/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn} "$p"/
+  fi
+}
 COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|temperature|m-sequence"
 cmd=${1:?usage: doom_results.sh $COMMANDS [D]}
 D=${2:-runs/doom}
@@ -426,20 +449,9 @@ random10k-mix)
   # then C from zeros only in its dream with threshold-0.25's settings (tau 1.0, done threshold 0.25, 64 x 16,
   # 50 generations, one restart, seed 0; dreams start from the 1,000 first frames of random10k-base's pool).
   # Scored on 10,700,000-099 (the result, whatever it is), then on 10,800,000-099; both pooled. No choice is made.
-  S=${D}_10k_mix P=${D}_10k_mix_c
-  if [ ! -f "$S/config.json" ]; then
-    mkdir -p "$S/latents" && cp -al "${D}_10k_dropout/latents/." "$S/latents/"
-    cp -al "${D}_10k_round/latents/"episode_1?????.npz "$S/latents/"
-    cp -r results/doom_random10k/{collect.json,train-vae.json,encode.json,vae} "$S"/
-    edit_config results/doom_random10k "$S" "c['controller'].update(done_threshold=0.25, restarts=1)
-c['evaluate'].update(seed_start=10700000, workers=2, envs_per_worker=4)"
-  fi
-  [ "$(ls "$S/latents" | wc -l)" -eq 10500 ] || { echo "expected 10,500 latent files in $S/latents" >&2; exit 1; }
-  $W train-rnn --run-dir "$S" --quiet
-  if [ ! -f "$P/config.json" ]; then
-    mkdir -p "$P" && cp -al "${D}_10k_pool/latents" "$P"/
-    cp -r "$S"/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn} "$P"/
-  fi
+  P=${D}_10k_mix_c
+  mixed_m "${D}_10k_mix" "$P" "c['controller'].update(done_threshold=0.25, restarts=1)
+c['evaluate'].update(seed_start=10700000, workers=2, envs_per_worker=4)" 10500 "${D}_10k_round:1"
   two_blocks "$P" random10k-mix 10700000 10800000 doom_random10k_mix
   ;;
 random10k-mix-thr05)
@@ -493,23 +505,10 @@ random10k-mix-both)
   # at the paper's done threshold 0.5 (tau 1.0, 64 x 16, 50 generations, one restart, seed 0; dreams start from the
   # 1,000 first frames of random10k-base's pool). Scored on 11,500,000-099 (the result, whatever it is), then on
   # 11,600,000-099; both pooled. No choice is made.
-  S=${D}_10k_mix_both P=${D}_10k_mix_both_c
-  if [ ! -f "$S/config.json" ]; then
-    mkdir -p "$S/latents" && cp -al "${D}_10k_dropout/latents/." "$S/latents/"
-    cp -al "${D}_10k_round/latents/"episode_1?????.npz "$S/latents/"
-    for f in "${D}_10k_mix_round/latents/"episode_1?????.npz; do
-      i=$(basename "$f" .npz); ln "$f" "$S/latents/episode_2${i:9}.npz"
-    done
-    cp -r results/doom_random10k/{collect.json,train-vae.json,encode.json,vae} "$S"/
-    edit_config results/doom_random10k "$S" "c['controller'].update(done_threshold=0.5, restarts=1)
-c['evaluate'].update(seed_start=11500000, workers=2, envs_per_worker=4)"
-  fi
-  [ "$(ls "$S/latents" | wc -l)" -eq 11000 ] || { echo "expected 11,000 latent files in $S/latents" >&2; exit 1; }
-  $W train-rnn --run-dir "$S" --quiet
-  if [ ! -f "$P/config.json" ]; then
-    mkdir -p "$P" && cp -al "${D}_10k_pool/latents" "$P"/
-    cp -r "$S"/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn} "$P"/
-  fi
+  P=${D}_10k_mix_both_c
+  mixed_m "${D}_10k_mix_both" "$P" "c['controller'].update(done_threshold=0.5, restarts=1)
+c['evaluate'].update(seed_start=11500000, workers=2, envs_per_worker=4)" 11000 "${D}_10k_round:1" \
+    "${D}_10k_mix_round:2"
   two_blocks "$P" random10k-mix-both 11500000 11600000 doom_random10k_mix_both
   ;;
 mix-both-diagnostics)
