@@ -36,26 +36,18 @@ from wm_fast.train_rnn import rnn_losses  # noqa: E402
 Z, A, HIDDEN, K, SEQ_LEN, BATCH = 64, 1, 512, 5, 500, 32
 
 
-class _Lengths(LatentEpisodes):
+def random_episodes(lengths: np.ndarray, seed: int = 0) -> LatentEpisodes:
     """Episodes of the given lengths with random latents (the benchmark needs only their shapes)."""
-
-    def __init__(self, lengths: np.ndarray, seed: int = 0) -> None:  # noqa: D107 (no files to read)
-        rng = np.random.default_rng(seed)
-        self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.z_dim, self.action_dim = Z, A
-        self.step_offset = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
-        self.frame_offset = self.step_offset + np.arange(len(self.lengths))
-        steps, frames = int(self.lengths.sum()), int(self.lengths.sum()) + len(self.lengths)
-        self.mu = rng.standard_normal((frames, Z), dtype=np.float32)
-        self.logvar = np.full((frames, Z), -2.0, np.float32)
-        self.actions = rng.choice(np.array([-1.0, 0.0, 1.0], np.float32), size=(steps, A))
-        self.rewards = self.raw_rewards = np.ones(steps, np.float32)
-        self.dones = np.zeros(steps, np.float32)
-        self.dones[self.step_offset + self.lengths - 1] = 1.0
-        self.files = []
-
-    def __len__(self) -> int:
-        return len(self.lengths)
+    rng = np.random.default_rng(seed)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    steps = int(lengths.sum())
+    dones = np.zeros(steps, np.float32)
+    dones[np.cumsum(lengths) - 1] = 1.0
+    return LatentEpisodes.from_arrays(
+        mu=rng.standard_normal((steps + len(lengths), Z), dtype=np.float32),
+        logvar=np.full((steps + len(lengths), Z), -2.0, np.float32),
+        actions=rng.choice(np.array([-1.0, 0.0, 1.0], np.float32), size=(steps, A)),
+        rewards=np.ones(steps, np.float32), dones=dones, lengths=lengths)
 
 
 def episode_lengths(latents: str | None, n: int, seed: int) -> np.ndarray:
@@ -80,7 +72,8 @@ def train_seconds(model: MDNRNN, opt: torch.optim.Optimizer, episodes: LatentEpi
         batch = episodes.gather(w)
         z = batch.mu  # the means stand in for sampled z: the same shapes and work
         out, _ = model(z[:-1], batch.actions)
-        loss = rnn_losses(out, z[1:], batch.rewards, batch.dones, batch.mask, "per_dim", done_pos_weight=10.0)["loss"]
+        loss = rnn_losses(out, z[1:], batch.rewards, batch.dones, batch.mask, "per_dim",
+                          done_pos_weight=10.0)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -101,13 +94,11 @@ def main() -> None:
         ap.error("--buckets and --batches must be positive")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    episodes = _Lengths(episode_lengths(args.latents, args.episodes, seed=0))
+    episodes = random_episodes(episode_lengths(args.latents, args.episodes, seed=0))
     model = MDNRNN(Z, A, hidden=HIDDEN, n_gaussians=K, layout="per_dim")
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    settings = {0: None, args.buckets: None}
-    for buckets in settings:
-        sampler = SequenceSampler(episodes, SEQ_LEN, BATCH, seed=0, length_buckets=buckets)
-        settings[buckets] = sampler.batch_windows(0)[:args.batches]
+    settings = {b: SequenceSampler(episodes, SEQ_LEN, BATCH, seed=0, length_buckets=b).batch_windows(0)[:args.batches]
+                for b in (0, args.buckets)}
     train_seconds(model, opt, episodes, settings[0][:1])  # warm-up
     seconds = {b: float("inf") for b in settings}
     for _ in range(args.repeats):  # alternate, so drifting clocks touch both alike
@@ -138,6 +129,7 @@ def main() -> None:
                                  "machine": common.machine_description(), "episodes": len(episodes),
                                  "mean_length": float(episodes.lengths.mean()), "rows": rows,
                                  "real_steps_per_s_ratio": ratio}, lines)
+
 
 if __name__ == "__main__":
     main()

@@ -116,22 +116,34 @@ class LatentEpisodes:
         if sum(lengths) == 0:
             raise ValueError(f"the {len(files)} latent files hold no steps")
         self.files = files
-        self.z_dim: int = int(z_dim)
-        self.action_dim: int = int(a_dim)
-        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self._set_arrays(np.concatenate(mus), np.concatenate(lvs), np.concatenate(acts), np.concatenate(rews),
+                         np.concatenate(dones), np.asarray(lengths, dtype=np.int64))
+        if reward_smoothing != 1:
+            self.rewards = np.concatenate([smooth_rewards(r, reward_smoothing) for r in rews])
+
+    @classmethod
+    def from_arrays(cls, mu: np.ndarray, logvar: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                    dones: np.ndarray, lengths: np.ndarray) -> "LatentEpisodes":
+        """Episodes already concatenated, without files: mu, logvar (sum(T)+N, Z); actions (sum(T), A);
+        rewards, dones (sum(T),); lengths (N,) the steps T of each episode."""
+        episodes = cls.__new__(cls)
+        episodes.files = []
+        episodes._set_arrays(mu, logvar, actions, rewards, dones, np.asarray(lengths, dtype=np.int64))
+        return episodes
+
+    def _set_arrays(self, mu: np.ndarray, logvar: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                    dones: np.ndarray, lengths: np.ndarray) -> None:
+        self.z_dim: int = int(mu.shape[1])
+        self.action_dim: int = int(actions.shape[1])
+        self.lengths = lengths
         """Steps T of each episode (each has T+1 frames)."""
         self.step_offset = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
-        self.frame_offset = self.step_offset + np.arange(len(files))
-        self.mu = np.concatenate(mus)
-        self.logvar = np.concatenate(lvs)
-        self.actions = np.concatenate(acts)
-        self.raw_rewards = np.concatenate(rews)
-        self.rewards = (self.raw_rewards if reward_smoothing == 1 else
-                        np.concatenate([smooth_rewards(r, reward_smoothing) for r in rews]))
-        self.dones = np.concatenate(dones)
+        self.frame_offset = self.step_offset + np.arange(len(self.lengths))
+        self.mu, self.logvar, self.actions, self.dones = mu, logvar, actions, dones
+        self.raw_rewards = self.rewards = rewards
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.lengths)
 
     @property
     def total_steps(self) -> int:
