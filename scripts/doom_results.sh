@@ -96,6 +96,10 @@
 #                                                 # buckets 16 (resumes per epoch, over sessions); C as above, scored
 #                                                 # on 12,100,000-099 and 12,200,000-099, pooled;
 #                                                 # results/doom_random10k_m24{,_pooled}.*
+#   bash scripts/doom_results.sh cross-dream [D]  # seven committed Cs in three dreams (random10k's M at thresholds
+#                                                 # 0.5 and 0.25, the 12-epoch M), and the random policy's dream life
+#                                                 # in the 12-epoch M's dream; results/doom_cross_dream.*,
+#                                                 # results/doom_dream_calibration_m12.*
 #   bash scripts/doom_results.sh temperature [D]  # the paper's tau table on the run's random-data M, without and with
 #                                                 # dropout dreams; results/doom_temperature.{json,md,png}, the
 #                                                 # controllers in results/doom_headline/sweep and results/doom_dropout/sweep
@@ -171,7 +175,7 @@ mixed_m() {  # mixed_m S P EDIT N SRC:DIGIT...: S = the 10,000 random episodes' 
     cp -r "$s"/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn} "$p"/
   fi
 }
-COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m24|temperature|m-sequence"
+COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m24|cross-dream|temperature|m-sequence"
 cmd=${1:?usage: doom_results.sh $COMMANDS [D]}
 D=${2:-runs/doom}
 case "$cmd" in
@@ -577,6 +581,24 @@ random10k-m24)
   mixed_m "${D}_10k_m24" "$P" "c['rnn'].update(epochs=24, length_buckets=16); c['controller']['restarts'] = 3
 c['evaluate'].update(seed_start=12100000, workers=2, envs_per_worker=4)" 10000
   two_blocks "$P" random10k-m24 12100000 12200000 doom_random10k_m24
+  ;;
+cross-dream)
+  # A diagnostic, no game played (session 18): does a dream rank the Cs as the game did? Each C's mean return over
+  # 256 dreams (one dream seed for all) in random10k's dream (done threshold 0.5 and 0.25) and in random10k-m12's
+  # (0.5); their real scores are copied from their results files. Then the random policy's dream life in the
+  # 12-epoch M's dream (collection data only), as random10k-calibration measured it for the 6-epoch M.
+  R=results
+  $PY scripts/cross_dream.py results/doom_cross_dream "bash scripts/doom_results.sh cross-dream $D" \
+    --runs "${D}_10k_base" "${D}_10k_thr025" "${D}_10k_m12_restarts" --controllers \
+    "random10k (tau 1.0, 3 restarts)=$R/doom_random10k/controller/controller.pt@825.9" \
+    "threshold 0.25=$R/doom_random10k_threshold/thr025/controller/controller.pt@836.9" \
+    "random3k, tau 1.0, 3 restarts=$R/doom_random3k/controller_tau1_restarts/controller.pt@807.2" \
+    "mixed-data M, threshold 0.5=$R/doom_random10k_mix_thr05/controller/controller.pt@803.8" \
+    "random10k-m12 (1 restart)=$R/doom_random10k_m12/controller/controller.pt@183.4" \
+    "dropout M, dropout dreams=$R/doom_random10k_dropout/controller/controller.pt@178.7" \
+    "mix-both M, threshold 0.5=$R/doom_random10k_mix_both/controller/controller.pt@173.0"
+  $PY scripts/doom_dream_calibration.py "${D}_10k_m12_restarts" results/doom_dream_calibration_m12 \
+    "bash scripts/doom_results.sh cross-dream $D" --temperatures 1.0 --thresholds 0.25 0.5 0.75 0.9 --rollouts 128
   ;;
 random10k-pooled)
   # restart 0's C (D_10k_r0) is the C that random10k chose (the same parameters)
