@@ -170,3 +170,46 @@ def test_a_rounds_score_uses_the_runs_evaluate_settings(tmp_path, monkeypatch):
     assert (ev.env_backend, ev.max_steps, ev.workers, ev.envs_per_worker) == ("gymnasium", 77, 1, 3)
     assert (ev.episodes, ev.seed_start, ev.video) == (5, 4242, False)
     assert seen["rnn"] == tmp_path / "iterate/round_002/rnn/rnn.pt"
+
+
+def _with_init_from(run_dir, init_from, sigma0=None):
+    cfg = json.loads((run_dir / "config.json").read_text())
+    cfg["controller"]["init_from"] = str(init_from)
+    if sigma0 is not None:
+        cfg["controller"]["sigma0"] = sigma0
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+
+
+def test_dream_search_starts_from_init_from(tiny_run_dir, tmp_path):
+    import wm_fast
+
+    run_dir = copy_run(tiny_run_dir, tmp_path / "D", keep_controller=False)
+    start = torch.load(tiny_run_dir / "controller" / "controller.pt", weights_only=True)["params"]
+    _with_init_from(run_dir, tiny_run_dir / "controller" / "controller.pt", sigma0=1e-8)
+    wm_fast.Run(run_dir, progress=False).train_controller()
+    state = torch.load(run_dir / "controller" / "es_state.pt", weights_only=True)
+    assert state["evals"][0]["generation"] == 0  # the starting C is scored in the dream first
+    torch.testing.assert_close(state["mean_params"], start, atol=1e-5, rtol=0)  # a step size of 1e-8 stays there
+    assert json.loads((run_dir / "train-controller.json").read_text())["config"]["controller"]["init_from"]
+
+
+def test_init_from_errors_name_the_problem(tiny_run_dir, tmp_path):
+    import wm_fast
+    from wm_fast.storage import CheckpointError, save_checkpoint
+
+    run_dir = copy_run(tiny_run_dir, tmp_path / "D", keep_controller=False)
+    bad = tmp_path / "bad.pt"
+    cases = [(tmp_path / "missing.pt", wm_fast.ConfigError, "no controller file at"),
+             (bad, wm_fast.ConfigError, "holds 5 params, this run's C has")]
+    save_checkpoint(bad, {"params": torch.zeros(5)})
+    for path, error, message in cases:
+        _with_init_from(run_dir, path)
+        with pytest.raises(error, match=message):
+            wm_fast.Run(run_dir, progress=False).train_controller()
+    save_checkpoint(bad, {"params": torch.full((5,), float("nan"))})
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        wm_fast.Run(run_dir, progress=False).train_controller()
+    _with_init_from(run_dir, " ")
+    with pytest.raises(wm_fast.ConfigError, match="controller.init_from must name a controller.pt file"):
+        wm_fast.Run(run_dir, progress=False)
+    assert not (run_dir / "controller").exists()  # nothing trained, nothing lost

@@ -120,6 +120,9 @@ class ControllerConfig:
     """Dream rollouts per candidate (fitness = mean return)."""
     sigma0: float = 0.1
     """Initial CMA-ES step size."""
+    init_from: Optional[str] = None
+    """A controller.pt (path) whose params are CMA-ES's starting mean in train-controller's dream stage,
+    e.g. a C trained in another M's dream (default: zeros). Its size must match this run's C."""
     generations: int = 300
     """CMA-ES generations."""
     dream_steps: int = 1000
@@ -563,6 +566,8 @@ def validate(cfg: PipelineConfig) -> None:
         raise ConfigError(f"iterate.eval_seed_start must be non-negative, got {cfg.iterate.eval_seed_start}")
     if cfg.iterate.controller_from not in ("current", "zeros"):
         raise ConfigError(f"iterate.controller_from must be current or zeros, got {cfg.iterate.controller_from!r}")
+    if cfg.controller.init_from is not None and not cfg.controller.init_from.strip():
+        raise ConfigError("controller.init_from must name a controller.pt file, got an empty path")
     if cfg.real.run_mode not in ("off", "real", "dream-then-real"):
         raise ConfigError(f"real.run_mode must be off, real or dream-then-real, got {cfg.real.run_mode!r}")
     if cfg.real.patience < 0:

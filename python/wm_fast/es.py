@@ -436,6 +436,8 @@ def load_controller(path: Path | str) -> torch.Tensor:
     params = state["params"]
     if not isinstance(params, torch.Tensor) or params.dim() != 1:
         raise CheckpointError(f"{path}: 'params' must be a 1-D tensor")
+    if not torch.isfinite(params).all():
+        raise CheckpointError(f"{path}: 'params' holds NaN or infinite values")
     return params.float()
 
 

@@ -323,9 +323,25 @@ class Run:
 
         self.require(self.rnn_path, f"a trained M at {self.rnn_path}", "train-controller")
         evaluator = self.dream_evaluator(self.cfg.controller)
+        x0 = self._initial_controller(evaluator.n_params)
         return self._record("train-controller", lambda: train_controller(
-            evaluator, evaluator.n_params, self.controller_dir, self.cfg.controller, progress=self.progress,
-            deadline=self.deadline))
+            evaluator, evaluator.n_params, self.controller_dir, self.cfg.controller, x0=x0, progress=self.progress,
+            eval_start=x0 is not None, deadline=self.deadline))
+
+    def _initial_controller(self, n_params: int) -> Any:
+        """CMA-ES's starting mean (n_params,) float64 from controller.init_from, or None (zeros)."""
+        path = self.cfg.controller.init_from
+        if path is None:
+            return None
+        from .es import load_controller
+
+        if not Path(path).is_file():
+            raise ConfigError(f"controller.init_from: no controller file at {path}")
+        params = load_controller(path)
+        if params.numel() != n_params:
+            raise ConfigError(f"controller.init_from: {path} holds {params.numel()} params, this run's C has "
+                              f"{n_params} (another env, z size or M)")
+        return params.double().numpy()
 
     def dream_evaluator(self, cfg: ControllerConfig, rnn_path: Path | None = None,
                         latents_dir: Path | None = None) -> "DreamEvaluator":
