@@ -92,10 +92,13 @@
 #                                                 # (tau 1.0, threshold 0.5, 3 restarts chosen in the dream), scored
 #                                                 # on 11,900,000-099 and 12,000,000-099, pooled;
 #                                                 # results/doom_random10k_m12_restarts{,_pooled}.*
+#   bash scripts/doom_results.sh random10k-m12-warm [D] # C in the 12-epoch M's dream starting from random10k's C
+#                                                 # (step size 0.05), scored on 12,100,000-099 and 12,200,000-099,
+#                                                 # pooled; results/doom_random10k_m12_warm{,_pooled}.*
 #   bash scripts/doom_results.sh random10k-m24 [D] # M from scratch on the 10,000 random episodes, 24 epochs, length
-#                                                 # buckets 16 (resumes per epoch, over sessions); C as above, scored
-#                                                 # on 12,100,000-099 and 12,200,000-099, pooled;
-#                                                 # results/doom_random10k_m24{,_pooled}.*
+#                                                 # buckets 16 (resumes per epoch, over sessions); C as in
+#                                                 # random10k-m12-warm, scored on 12,300,000-099 and 12,400,000-099,
+#                                                 # pooled; results/doom_random10k_m24{,_pooled}.*
 #   bash scripts/doom_results.sh cross-dream [D]  # seven committed Cs in three dreams (random10k's M at thresholds
 #                                                 # 0.5 and 0.25, the 12-epoch M), and the random policy's dream life
 #                                                 # in the 12-epoch M's dream; results/doom_cross_dream.*,
@@ -175,7 +178,7 @@ mixed_m() {  # mixed_m S P EDIT N SRC:DIGIT...: S = the 10,000 random episodes' 
     cp -r "$s"/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn} "$p"/
   fi
 }
-COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m24|cross-dream|temperature|m-sequence"
+COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m12-warm|random10k-m24|cross-dream|temperature|m-sequence"
 cmd=${1:?usage: doom_results.sh $COMMANDS [D]}
 D=${2:-runs/doom}
 case "$cmd" in
@@ -569,18 +572,35 @@ c['evaluate'].update(seed_start=11900000, workers=2, envs_per_worker=4)"
   fi
   two_blocks "$P" random10k-m12-restarts 11900000 12000000 doom_random10k_m12_restarts
   ;;
+random10k-m12-warm)
+  # Named before it ran (session 18), after cross-dream (no game played): in random10k-m12's dream the Cs that
+  # scored 804-837 in the game live 1,296-1,698 dream steps, the wall-hugging Cs that scored 173-183 live 978-1,000,
+  # and CMA-ES from zeros stops at ~980 (random10k-m12; restarts 0 and 1 of random10k-m12-restarts). So this dream
+  # ranks the good Cs first and the search from zeros misses them. Here CMA-ES starts from random10k's C (the
+  # 6-epoch dream's own choice, made in that dream; controller.init_from) with step size 0.05, in the 12-epoch M's
+  # dream: tau 1.0, done threshold 0.5, 64 x 16, 50 generations, one restart, seed 0, the same start pool; C is the
+  # best dream-evaluated mean (generation 0, the start, included). Scored on 12,100,000-099 (the result, whatever it
+  # is), then on 12,200,000-099; both pooled. No choice is made on real play.
+  P=${D}_10k_m12_warm
+  derive "${D}_10k_m12_restarts" "$P" "c['controller'].update(restarts=1, sigma0=0.05, \
+init_from='results/doom_random10k/controller/controller.pt'); c['evaluate']['seed_start'] = 12100000" rnn train-rnn.json
+  two_blocks "$P" random10k-m12-warm 12100000 12200000 doom_random10k_m12_warm
+  ;;
 random10k-m24)
-  # Named before it ran (session 18), for more than one session: the README's "what bounds the Doom score" says M
-  # trains 6 of the original's 400 epochs. M from scratch with random10k's settings (seed 0, no dropout) on the
-  # 10,000 random episodes for 24 epochs, with length buckets of 16 batches (1.55x the real steps a second; the
-  # loss weighs every real step the same). train-rnn checkpoints every epoch and resumes; across machines carry
-  # D_10k_m24/rnn/rnn.pt (it holds the optimizer state). Then C exactly as random10k-m12-restarts (tau 1.0, done
-  # threshold 0.5, 3 restarts chosen in the dream, the same start pool), scored on 12,100,000-099 (the result,
-  # whatever it is), then on 12,200,000-099; both pooled. No choice is made on real play.
+  # Named before it ran (session 18; its C protocol changed before it ran, from 3 restarts from zeros to
+  # random10k-m12-warm's, after cross-dream showed the search from zeros missing the good Cs in a longer-trained M's
+  # dream): the README's "what bounds the Doom score" says M trains 6 of the original's 400 epochs. M from scratch
+  # with random10k's settings (seed 0, no dropout) on the 10,000 random episodes for 24 epochs, with length buckets
+  # of 16 batches (1.55x the real steps a second; the loss weighs every real step the same). train-rnn checkpoints
+  # every epoch and resumes; across machines carry D_10k_m24/rnn/rnn.pt (it holds the optimizer state). Then C as
+  # in random10k-m12-warm (from random10k's C, step size 0.05, tau 1.0, done threshold 0.5, 50 generations, one
+  # restart, the same start pool), scored on 12,300,000-099 (the result, whatever it is), then on 12,400,000-099;
+  # both pooled. No choice is made on real play.
   P=${D}_10k_m24_c
-  mixed_m "${D}_10k_m24" "$P" "c['rnn'].update(epochs=24, length_buckets=16); c['controller']['restarts'] = 3
-c['evaluate'].update(seed_start=12100000, workers=2, envs_per_worker=4)" 10000
-  two_blocks "$P" random10k-m24 12100000 12200000 doom_random10k_m24
+  mixed_m "${D}_10k_m24" "$P" "c['rnn'].update(epochs=24, length_buckets=16); c['controller'].update(restarts=1, \
+sigma0=0.05, init_from='results/doom_random10k/controller/controller.pt')
+c['evaluate'].update(seed_start=12300000, workers=2, envs_per_worker=4)" 10000
+  two_blocks "$P" random10k-m24 12300000 12400000 doom_random10k_m24
   ;;
 cross-dream)
   # A diagnostic, no game played (session 18): does a dream rank the Cs as the game did? Each C's mean return over
