@@ -109,6 +109,29 @@ def test_dream_evaluator_runs_cma_in_the_dream(tmp_path, small_model):
     assert ev.steps_done > 0
 
 
+def test_an_ensemble_averages_its_ms_dreams_over_split_rollouts(small_model):
+    from wm_fast.es import EnsembleDreamEvaluator
+    from wm_fast.mdnrnn import MDNRNN
+
+    cfg = dataclasses.replace(CFG, dream_steps=6, backend="torch")
+    torch.manual_seed(1)
+    other = MDNRNN(z_dim=4, action_dim=3, hidden=8, n_gaussians=3, layout="per_dim").eval()
+    mu, logvar = torch.randn(3, 4), torch.zeros(3, 4)
+    own, second = DreamEvaluator(small_model, mu, logvar, cfg), DreamEvaluator(other, mu, logvar, cfg)
+    params = np.random.default_rng(0).normal(0, 1, (5, 12 * 3 + 3)).astype(np.float32)
+    ensemble = EnsembleDreamEvaluator([own, second])
+    returns = ensemble(params, 7, 4)
+    np.testing.assert_allclose(returns, (own(params, 7, 2) + second(params, 7, 2)) / 2, rtol=1e-6)
+    assert not np.allclose(own(params, 7, 2), second(params, 7, 2))  # the two Ms dream differently
+    np.testing.assert_array_equal(EnsembleDreamEvaluator([own])(params, 7, 4), own(params, 7, 4))
+    assert ensemble.steps_done == own.steps_done + second.steps_done and ensemble.n_params == 39
+    with pytest.raises(ValueError, match="3 rollouts do not split evenly among 2 Ms"):
+        ensemble(params, 7, 3)
+    wide = MDNRNN(z_dim=4, action_dim=3, hidden=16, n_gaussians=3, layout="per_dim").eval()
+    with pytest.raises(ValueError, match="differ in size"):
+        EnsembleDreamEvaluator([own, DreamEvaluator(wide, mu, logvar, cfg)])
+
+
 def test_l2_penalty_pulls_the_mean_to_zero(tmp_path):
     """Fitness = mean return - l2_penalty * mean(x^2): with flat returns only the penalty acts."""
 

@@ -1,5 +1,6 @@
 """dream-then-real and iterative refinement through the CLI on the `tiny` preset."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -213,3 +214,29 @@ def test_init_from_errors_name_the_problem(tiny_run_dir, tmp_path):
     with pytest.raises(wm_fast.ConfigError, match="controller.init_from must name a controller.pt file"):
         wm_fast.Run(run_dir, progress=False)
     assert not (run_dir / "controller").exists()  # nothing trained, nothing lost
+
+
+def test_dream_models_score_c_in_several_dreams(tiny_run_dir, tmp_path):
+    import wm_fast
+    from wm_fast.es import EnsembleDreamEvaluator
+
+    run_dir = copy_run(tiny_run_dir, tmp_path / "D", keep_controller=False)
+    cfg = json.loads((run_dir / "config.json").read_text())
+    rollouts = cfg["controller"]["rollouts"]
+    cfg["controller"]["dream_models"] = [str(tiny_run_dir / "rnn" / "rnn.pt")]
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    run = wm_fast.Run(run_dir, progress=False)
+    ev = run.dream_evaluator(run.cfg.controller)
+    assert isinstance(ev, EnsembleDreamEvaluator) and len(ev.members) == 2
+    assert not isinstance(run.dream_evaluator(run.cfg.controller, rnn_path=run.rnn_path), EnsembleDreamEvaluator)
+    run.train_controller()
+    assert json.loads((run_dir / "train-controller.json").read_text())["complete"]
+
+    with pytest.raises(wm_fast.ConfigError, match="no M at"):
+        run.dream_evaluator(dataclasses.replace(run.cfg.controller, dream_models=[str(tmp_path / "missing.pt")]))
+    cfg["controller"]["dream_models"] = ["a.pt", "b.pt"]
+    cfg["controller"]["rollouts"] = rollouts * 3 + 1
+    (run_dir / "train-controller.json").unlink()
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(wm_fast.ConfigError, match=r"controller.rollouts=\d+ does not split evenly among the 3 Ms"):
+        wm_fast.Run(run_dir, progress=False)

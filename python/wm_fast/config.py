@@ -143,6 +143,10 @@ class ControllerConfig:
     """Every candidate of a generation dreams with the same noise for rollout r (ranked on equal draws)."""
     dream_dropout: float = 0.0
     """Dropout dreams: rate of M's z and h masks in the dream, one pair per rollout (0: off)."""
+    dream_models: list[str] = field(default_factory=list)
+    """Other Ms (rnn.pt paths, trained on this run's V) that dream beside the run's own M: each candidate's
+    `rollouts` (and `eval_rollouts`) are split evenly among the K Ms, so a C is scored on the dreams of all
+    of them (a model ensemble: an error of one M is worth less). The run's own dream stage and its sweeps."""
     restarts: int = 1
     """Independent CMA-ES runs (seeds seed, seed+1, ...) in controller/restart_k; the final C is the
     restart whose controller scores best on `eval_rollouts` fresh dreams, the same for all (chosen in
@@ -566,6 +570,11 @@ def validate(cfg: PipelineConfig) -> None:
         raise ConfigError(f"iterate.eval_seed_start must be non-negative, got {cfg.iterate.eval_seed_start}")
     if cfg.iterate.controller_from not in ("current", "zeros"):
         raise ConfigError(f"iterate.controller_from must be current or zeros, got {cfg.iterate.controller_from!r}")
+    k = 1 + len(cfg.controller.dream_models)
+    for name in ("rollouts", "eval_rollouts"):
+        if getattr(cfg.controller, name) % k:
+            raise ConfigError(f"controller.{name}={getattr(cfg.controller, name)} does not split evenly among the "
+                              f"{k} Ms of controller.dream_models and the run's own")
     if cfg.controller.init_from is not None and not cfg.controller.init_from.strip():
         raise ConfigError("controller.init_from must name a controller.pt file, got an empty path")
     if cfg.real.run_mode not in ("off", "real", "dream-then-real"):

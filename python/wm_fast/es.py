@@ -112,6 +112,47 @@ class DreamEvaluator:
         return result.returns.mean(dim=1).double().numpy()
 
 
+class EnsembleDreamEvaluator:
+    """Several Ms' dreams share each candidate's rollouts: M k dreams rollouts / K of them (the same
+    seed, start latents and settings for all); a candidate's return is the mean over all K * (rollouts / K).
+
+    Args:
+        members: one DreamEvaluator per M, the run's own first; their C sizes must match.
+    Raises:
+        ValueError: no members, or Cs of different sizes.
+    """
+
+    name = "dream"
+
+    def __init__(self, members: list[DreamEvaluator]):
+        if not members:
+            raise ValueError("an ensemble needs at least one M")
+        if len({m.n_params for m in members}) != 1:
+            raise ValueError(f"the Ms' controllers differ in size: {[m.n_params for m in members]}")
+        self.members = list(members)
+
+    @property
+    def cfg(self) -> ControllerConfig:
+        return self.members[0].cfg
+
+    @property
+    def n_params(self) -> int:
+        return self.members[0].n_params
+
+    @property
+    def steps_done(self) -> int:
+        return sum(m.steps_done for m in self.members)
+
+    def with_config(self, cfg: ControllerConfig) -> "EnsembleDreamEvaluator":
+        return EnsembleDreamEvaluator([m.with_config(cfg) for m in self.members])
+
+    def __call__(self, params: np.ndarray, seed: int, rollouts: int) -> np.ndarray:
+        k = len(self.members)
+        if rollouts % k:
+            raise ValueError(f"{rollouts} rollouts do not split evenly among {k} Ms")
+        return np.mean([m(params, seed, rollouts // k) for m in self.members], axis=0)
+
+
 def _generation_seed(seed: int, generation: int, salt: int = 0) -> int:
     return (seed * 1_000_003 + generation * 7_919 + salt * 104_729) % (2**31 - 1)
 

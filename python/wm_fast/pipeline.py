@@ -347,16 +347,34 @@ class Run:
                         latents_dir: Path | None = None) -> "DreamEvaluator":
         """CMA-ES's evaluator in the dream of M at `rnn_path` (default the pipeline's) with settings `cfg`
         and this env's facts; dreams start from the first frames of the episodes in `latents_dir`
-        (default the pipeline's latents)."""
+        (default the pipeline's latents). Without `rnn_path` and with cfg.dream_models, an
+        EnsembleDreamEvaluator of the pipeline's M and those."""
         from .encode import initial_latents
         from .es import DreamEvaluator
         from .train_rnn import load_mdnrnn
 
         env = facts(self.cfg.env)
         init_mu, init_logvar = initial_latents(list(list_episodes(latents_dir or self.latents_dir).values()))
-        return DreamEvaluator(load_mdnrnn(rnn_path or self.rnn_path), init_mu, init_logvar, cfg,
-                              action_mapping=env.action_mapping, controller_input=env.controller_input,
-                              reward_source=env.reward_source, common_random_numbers=cfg.common_random_numbers)
+
+        def member(path: Path) -> DreamEvaluator:
+            return DreamEvaluator(load_mdnrnn(path), init_mu, init_logvar, cfg, action_mapping=env.action_mapping,
+                                  controller_input=env.controller_input, reward_source=env.reward_source,
+                                  common_random_numbers=cfg.common_random_numbers)
+
+        own = member(rnn_path or self.rnn_path)
+        if rnn_path is not None or not cfg.dream_models:
+            return own
+        from .es import EnsembleDreamEvaluator
+
+        members = [own]
+        for path in cfg.dream_models:
+            if not Path(path).is_file():
+                raise ConfigError(f"controller.dream_models: no M at {path}")
+            members.append(member(Path(path)))
+            if members[-1].n_params != own.n_params:
+                raise ConfigError(f"controller.dream_models: {path} gives a C of {members[-1].n_params} params, "
+                                  f"this run's M one of {own.n_params} (another z size or LSTM)")
+        return EnsembleDreamEvaluator(members)  # type: ignore[return-value]
 
     def controller_size(self, rnn_path: Path | None = None) -> int:
         """Number of C's parameters for this run's M and env (its controller input and action mapping)."""
