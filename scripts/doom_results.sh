@@ -99,6 +99,10 @@
 #                                                 # buckets 16 (resumes per epoch, over sessions); C as in
 #                                                 # random10k-m12-warm, scored on 12,300,000-099 and 12,400,000-099,
 #                                                 # pooled; results/doom_random10k_m24{,_pooled}.*
+#   bash scripts/doom_results.sh random10k-ensemble [D] # C from zeros scored in two Ms' dreams at once (random10k's
+#                                                 # 6-epoch M and the 12-epoch M, 8 + 8 dreams a candidate), scored on
+#                                                 # 12,500,000-099 and 12,600,000-099, pooled;
+#                                                 # results/doom_random10k_ensemble{,_pooled}.*
 #   bash scripts/doom_results.sh cross-dream [D]  # seven committed Cs in three dreams (random10k's M at thresholds
 #                                                 # 0.5 and 0.25, the 12-epoch M), and the random policy's dream life
 #                                                 # in the 12-epoch M's dream; results/doom_cross_dream.*,
@@ -178,7 +182,7 @@ mixed_m() {  # mixed_m S P EDIT N SRC:DIGIT...: S = the 10,000 random episodes' 
     cp -r "$s"/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn} "$p"/
   fi
 }
-COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m12-warm|random10k-m24|cross-dream|temperature|m-sequence"
+COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m12-warm|random10k-m24|random10k-ensemble|cross-dream|temperature|m-sequence"
 cmd=${1:?usage: doom_results.sh $COMMANDS [D]}
 D=${2:-runs/doom}
 case "$cmd" in
@@ -601,6 +605,21 @@ random10k-m24)
 sigma0=0.05, init_from='results/doom_random10k/controller/controller.pt')
 c['evaluate'].update(seed_start=12300000, workers=2, envs_per_worker=4)" 10000
   two_blocks "$P" random10k-m24 12300000 12400000 doom_random10k_m24
+  ;;
+random10k-ensemble)
+  # Named before it ran (session 18), after random10k-m12-warm (725.4): CMA-ES from random10k's C in the 12-epoch
+  # M's dream raised its dream score (1,646 -> 1,813) and lost 100 in the game; in the 6-epoch M's dream that C
+  # lives 1,615 steps against random10k's C's 1,720 (scripts/cross_dream.py, no game). Each M's dream overrates
+  # something the other does not (the wall-huggers: ~330 steps in the 6-epoch dream, ~990 in the 12-epoch one).
+  # So C is scored in both at once (controller.dream_models): each candidate's 16 dreams split 8 in random10k's
+  # 6-epoch M and 8 in the 12-epoch M (random10k-m12's), evaluations 128 + 128; from zeros, tau 1.0, done threshold
+  # 0.5, 64 candidates, 50 generations, one restart, seed 0, the start pool of random10k-base; C is the best
+  # dream-evaluated mean. Scored on 12,500,000-099 (the result, whatever it is), then on 12,600,000-099; both
+  # pooled. No choice is made on real play.
+  P=${D}_10k_ensemble
+  derive "${D}_10k_base" "$P" "c['controller'].update(restarts=1, dream_models=['results/doom_random10k_m12/rnn/rnn.pt'])
+c['evaluate'].update(seed_start=12500000, workers=2, envs_per_worker=4)" rnn train-rnn.json
+  two_blocks "$P" random10k-ensemble 12500000 12600000 doom_random10k_ensemble
   ;;
 cross-dream)
   # A diagnostic, no game played (session 18): does a dream rank the Cs as the game did? Each C's mean return over
