@@ -103,6 +103,9 @@
 #                                                 # 6-epoch M and the 12-epoch M, 8 + 8 dreams a candidate), scored on
 #                                                 # 12,500,000-099 and 12,600,000-099, pooled;
 #                                                 # results/doom_random10k_ensemble{,_pooled}.*
+#   bash scripts/doom_results.sh random10k-ensemble-warm [D] # the same two dreams, CMA-ES from random10k's C (step
+#                                                 # size 0.05, 30 generations), scored on 12,700,000-099 and
+#                                                 # 12,800,000-099, pooled; results/doom_random10k_ensemble_warm{,_pooled}.*
 #   bash scripts/doom_results.sh cross-dream [D]  # seven committed Cs in three dreams (random10k's M at thresholds
 #                                                 # 0.5 and 0.25, the 12-epoch M), and the random policy's dream life
 #                                                 # in the 12-epoch M's dream; results/doom_cross_dream.*,
@@ -182,7 +185,7 @@ mixed_m() {  # mixed_m S P EDIT N SRC:DIGIT...: S = the 10,000 random episodes' 
     cp -r "$s"/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn} "$p"/
   fi
 }
-COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m12-warm|random10k-m24|random10k-ensemble|cross-dream|temperature|m-sequence"
+COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m12-warm|random10k-m24|random10k-ensemble|random10k-ensemble-warm|cross-dream|temperature|m-sequence"
 cmd=${1:?usage: doom_results.sh $COMMANDS [D]}
 D=${2:-runs/doom}
 case "$cmd" in
@@ -620,6 +623,18 @@ random10k-ensemble)
   derive "${D}_10k_base" "$P" "c['controller'].update(restarts=1, dream_models=['results/doom_random10k_m12/rnn/rnn.pt'])
 c['evaluate'].update(seed_start=12500000, workers=2, envs_per_worker=4)" rnn train-rnn.json
   two_blocks "$P" random10k-ensemble 12500000 12600000 doom_random10k_ensemble
+  ;;
+random10k-ensemble-warm)
+  # Named before it ran (session 18), while random10k-ensemble ran: from zeros its CMA mean stayed at 600-670 in the
+  # two dreams (generations 10-29), about the wall-huggers' mean of ~330 and ~990. Here CMA-ES starts from
+  # random10k's C (controller.init_from, step size 0.05) in the same two dreams (8 + 8 dreams a candidate, tau 1.0,
+  # done threshold 0.5, 64 candidates, one restart, seed 0, the same start pool) for 30 generations (m12-warm's
+  # best dream evaluation came at generation 10; time); C is the best dream-evaluated mean, the start included.
+  # Scored on 12,700,000-099 (the result, whatever it is), then on 12,800,000-099; both pooled.
+  P=${D}_10k_ensemble_warm
+  derive "${D}_10k_ensemble" "$P" "c['controller'].update(sigma0=0.05, generations=30, \
+init_from='results/doom_random10k/controller/controller.pt'); c['evaluate']['seed_start'] = 12700000" rnn train-rnn.json
+  two_blocks "$P" random10k-ensemble-warm 12700000 12800000 doom_random10k_ensemble_warm
   ;;
 cross-dream)
   # A diagnostic, no game played (session 18): does a dream rank the Cs as the game did? Each C's mean return over
