@@ -14,7 +14,6 @@ import argparse
 
 import torch
 
-from wm_fast.dream import dream
 from wm_fast.pipeline import Run
 from wm_fast.provenance import git_commit, machine_description, write_results
 from wm_fast.storage import load_checkpoint
@@ -23,11 +22,9 @@ ROLLOUTS = 256
 
 
 def dream_return(run: Run, params: torch.Tensor) -> float:
-    """Mean return of ROLLOUTS dreams of C's params (n,) in `run`'s own dream (seed 1 for every C)."""
-    ev = run.dream_evaluator(run.cfg.controller)
-    result = dream(ev.model, params[None], ev.init_mu, ev.init_logvar, ev.options(seed=1, rollouts=ROLLOUTS),
-                   backend=ev.backend)  # type: ignore[arg-type]
-    return float(result.returns.mean())
+    """Mean return of ROLLOUTS dreams of C's params (n,) in `run`'s own dream (seed 1 for every C; a run with
+    controller.dream_models splits them among its Ms, as its CMA-ES did)."""
+    return float(run.dream_evaluator(run.cfg.controller)(params[None].numpy(), 1, ROLLOUTS)[0])
 
 
 def main() -> None:
