@@ -612,7 +612,7 @@ c['evaluate'].update(seed_start=12300000, workers=2, envs_per_worker=4)" 10000
 random10k-ensemble)
   # Named before it ran (session 18), after random10k-m12-warm (725.4): CMA-ES from random10k's C in the 12-epoch
   # M's dream raised its dream score (1,646 -> 1,813) and lost 100 in the game; in the 6-epoch M's dream that C
-  # lives 1,615 steps against random10k's C's 1,720 (scripts/cross_dream.py, no game). Each M's dream overrates
+  # lives 1,615 steps against random10k's C's 1,720 (a probe with scripts/cross_dream.py, no game; not kept). Each M's dream overrates
   # something the other does not (the wall-huggers: ~330 steps in the 6-epoch dream, ~990 in the 12-epoch one).
   # So C is scored in both at once (controller.dream_models): each candidate's 16 dreams split 8 in random10k's
   # 6-epoch M and 8 in the 12-epoch M (random10k-m12's), evaluations 128 + 128; from zeros, tau 1.0, done threshold
