@@ -14,17 +14,17 @@ import argparse
 
 import torch
 
+from wm_fast.es import Evaluator, load_controller
 from wm_fast.pipeline import Run
 from wm_fast.provenance import git_commit, machine_description, write_results
-from wm_fast.storage import load_checkpoint
 
 ROLLOUTS = 256
 
 
-def dream_return(run: Run, params: torch.Tensor) -> float:
-    """Mean return of ROLLOUTS dreams of C's params (n,) in `run`'s own dream (seed 1 for every C; a run with
-    controller.dream_models splits them among its Ms, as its CMA-ES did)."""
-    return float(run.dream_evaluator(run.cfg.controller)(params[None].numpy(), 1, ROLLOUTS)[0])
+def dream_return(evaluator: Evaluator, params: torch.Tensor) -> float:
+    """Mean return of ROLLOUTS dreams of C's params (n,) with a run's dream evaluator (seed 1 for every C; a run
+    with controller.dream_models splits them among its Ms, as its CMA-ES did)."""
+    return float(evaluator(params[None].numpy(), 1, ROLLOUTS)[0])
 
 
 def main() -> None:
@@ -42,10 +42,11 @@ def main() -> None:
             ap.error(f"controller {spec!r}: expected NAME=PATH[@REAL]")
         controllers.append((name, path, float(real) if real else None))
     runs = [Run(r, progress=False, save_config=False) for r in a.runs]
+    evaluators = [run.dream_evaluator(run.cfg.controller) for run in runs]  # M and start pool loaded once a run
     rows = []
     for name, path, real in controllers:
-        params = load_checkpoint(path, required=("params",))["params"].float()
-        dreams = {r: dream_return(run, params) for r, run in zip(a.runs, runs)}
+        params = load_controller(path)
+        dreams = {r: dream_return(ev, params) for r, ev in zip(a.runs, evaluators)}
         rows.append({"controller": name, "path": path, "real": real, "dream": dreams})
         print(name, {r: round(v, 1) for r, v in dreams.items()}, flush=True)
     summary = {"command": a.command, "commit": git_commit(), "machine": machine_description(),
