@@ -99,6 +99,11 @@
 #                                                 # buckets 16 (resumes per epoch, over sessions); C as in
 #                                                 # random10k-m12-warm, scored on 12,300,000-099 and 12,400,000-099,
 #                                                 # pooled; results/doom_random10k_m24{,_pooled}.*
+#   bash scripts/doom_results.sh random10k-m12-wall [D] # one iterate round on the 12-epoch M aimed at wall-hugging:
+#                                                 # a wall-hugging C's 500 real episodes join the 10,000 random ones,
+#                                                 # M continues 2 epochs, C from zeros in that dream, scored on
+#                                                 # 12,900,000-099 and 13,000,000-099, pooled;
+#                                                 # results/doom_random10k_m12_wall_pooled.*, results/doom_random10k_m12_wall/
 #   bash scripts/doom_results.sh random10k-ensemble [D] # C from zeros scored in two Ms' dreams at once (random10k's
 #                                                 # 6-epoch M and the 12-epoch M, 8 + 8 dreams a candidate), scored on
 #                                                 # 12,500,000-099 and 12,600,000-099, pooled;
@@ -149,13 +154,14 @@ two_blocks() {  # two_blocks P NAME FIRST SECOND OUT: P's C trained from zeros i
     --command "bash scripts/doom_results.sh $name $D"
   $W export --run-dir "$p" --out "results/$out"
 }
-iterate_round() {  # iterate_round P NAME FIRST SECOND OUT: one iterate round on P (its C plays 500 episodes, action
-                   # noise spread 0-0.5; M continues 6 epochs; C from zeros in the new dream, 50 generations), the
-                   # round's C scored on 100 episodes from env seed FIRST (the round's own scoring) and from SECOND,
-                   # both pooled into results/OUT_pooled.*; P exported to results/OUT/
-  local p=$1 name=$2 first=$3 second=$4 out=$5
+iterate_round() {  # iterate_round P NAME FIRST SECOND OUT [EPOCHS]: one iterate round on P (its C plays 500
+                   # episodes, action noise spread 0-0.5; M continues EPOCHS epochs (default 6) on all of P's latents;
+                   # C from zeros in the new dream, 50 generations), the round's C scored on 100 episodes from env
+                   # seed FIRST (the round's own scoring) and from SECOND, both pooled into results/OUT_pooled.*;
+                   # P exported to results/OUT/
+  local p=$1 name=$2 first=$3 second=$4 out=$5 epochs=${6:-6}
   $W iterate --run-dir "$p" --rounds 1 --start dream --controller-from zeros --episodes 500 --noise 0.5 \
-    --spread-noise --rnn-epochs 6 --generations 50 --eval-episodes 100 --eval-seed-start "$first" --pick last --quiet
+    --spread-noise --rnn-epochs "$epochs" --generations 50 --eval-episodes 100 --eval-seed-start "$first" --pick last --quiet
   [ -f "$p/evaluate-iterate.json" ] || $W evaluate --run-dir "$p" --controller iterate --episodes 100 \
     --seed-start "$second" --no-video --quiet
   $PY scripts/pool_scores.py "results/${out}_pooled" "bash scripts/doom_results.sh $name $D" \
@@ -185,7 +191,7 @@ mixed_m() {  # mixed_m S P EDIT N SRC:DIGIT...: S = the 10,000 random episodes' 
     cp -r "$s"/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn} "$p"/
   fi
 }
-COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m12-warm|random10k-m24|random10k-ensemble|random10k-ensemble-warm|cross-dream|temperature|m-sequence"
+COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m12-warm|random10k-m24|random10k-m12-wall|random10k-ensemble|random10k-ensemble-warm|cross-dream|temperature|m-sequence"
 cmd=${1:?usage: doom_results.sh $COMMANDS [D]}
 D=${2:-runs/doom}
 case "$cmd" in
@@ -608,6 +614,27 @@ random10k-m24)
 sigma0=0.05, init_from='results/doom_random10k/controller/controller.pt')
 c['evaluate'].update(seed_start=12300000, workers=2, envs_per_worker=4)" 10000
   two_blocks "$P" random10k-m24 12300000 12400000 doom_random10k_m24
+  ;;
+random10k-m12-wall)
+  # Named before it ran (session 19), after cross-dream and the session-18 runs: in the 12-epoch M's dream the Cs
+  # that scored 804-837 in the game live 1,296-1,698 steps, but the search from zeros stops at wall-hugging (Cs that
+  # move to a wall and stay: ~1,000 dream steps, ~180 in the game), in all four runs that tried. Random play seldom
+  # stays at a wall, so M never learnt what happens there. The paper's iterative procedure, aimed at that error: the
+  # wall-hugging C of random10k-m12 (183.4 in the game) plays 500 real episodes (action noise spread 0-0.5, env
+  # seeds 1,100,000-1,100,499: iterate's round-1 seeds), encoded with random10k's V beside the 10,000 random
+  # episodes (D_10k_dropout's latents); the 12-epoch M (results/doom_random10k_m12, a fresh Adam: the export has no
+  # optimizer state) continues 2 epochs on those 10,500; then C from zeros only in the new dream (tau 1.0, done
+  # threshold 0.5, 64 x 16, 50 generations, one restart, seed 0; dreams start from the 10,500 episodes' first
+  # frames). No C ever gets a real return. The round's C is scored on 12,900,000-099 (the result, whatever it
+  # is), then on 13,000,000-099; both pooled. No choice is made.
+  P=${D}_10k_m12_wall
+  if [ ! -f "$P/config.json" ]; then
+    mkdir -p "$P/latents" && cp -al "${D}_10k_dropout/latents/." "$P/latents/"
+    cp -r results/doom_random10k_m12/{collect.json,encode.json,train-vae.json,train-rnn.json,vae,rnn,controller} "$P"/
+    edit_config results/doom_random10k_m12 "$P" "c['controller']['restarts'] = 1
+c['real'].update(workers=2, envs_per_worker=4); c['evaluate'].update(seed_start=12900000, workers=2, envs_per_worker=4)"
+  fi
+  iterate_round "$P" random10k-m12-wall 12900000 13000000 doom_random10k_m12_wall 2
   ;;
 random10k-ensemble)
   # Named before it ran (session 18), after random10k-m12-warm (725.4): CMA-ES from random10k's C in the 12-epoch
