@@ -104,6 +104,9 @@
 #                                                 # M continues 2 epochs, C from zeros in that dream, scored on
 #                                                 # 12,900,000-099 and 13,000,000-099, pooled;
 #                                                 # results/doom_random10k_m12_wall_pooled.*, results/doom_random10k_m12_wall/
+#   bash scripts/doom_results.sh m12-wall-diagnostics [D] # after random10k-m12-wall: the cross-dream Cs and the
+#                                                 # random policy in that round's dream (no game played);
+#                                                 # results/doom_cross_dream_m12_wall.*, results/doom_dream_calibration_m12_wall.*
 #   bash scripts/doom_results.sh random10k-ensemble [D] # C from zeros scored in two Ms' dreams at once (random10k's
 #                                                 # 6-epoch M and the 12-epoch M, 8 + 8 dreams a candidate), scored on
 #                                                 # 12,500,000-099 and 12,600,000-099, pooled;
@@ -191,7 +194,7 @@ mixed_m() {  # mixed_m S P EDIT N SRC:DIGIT...: S = the 10,000 random episodes' 
     cp -r "$s"/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn} "$p"/
   fi
 }
-COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m12-warm|random10k-m24|random10k-m12-wall|random10k-ensemble|random10k-ensemble-warm|cross-dream|temperature|m-sequence"
+COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m12-warm|random10k-m24|random10k-m12-wall|m12-wall-diagnostics|random10k-ensemble|random10k-ensemble-warm|cross-dream|temperature|m-sequence"
 cmd=${1:?usage: doom_results.sh $COMMANDS [D]}
 D=${2:-runs/doom}
 case "$cmd" in
@@ -635,6 +638,29 @@ random10k-m12-wall)
 c['real'].update(workers=2, envs_per_worker=4); c['evaluate'].update(seed_start=12900000, workers=2, envs_per_worker=4)"
   fi
   iterate_round "$P" random10k-m12-wall 12900000 13000000 doom_random10k_m12_wall 2
+  ;;
+m12-wall-diagnostics)
+  # A diagnostic, no game played (session 19): the cross-dream Cs in random10k-m12-wall's round-1 M's dream (tau
+  # 1.0, done threshold 0.5, the 1,000 first frames of random10k-base's pool), beside the 12-epoch M's it continued
+  # from: did the wall-hugging Cs' dream life fall, and the good Cs' stay? Then the random policy's dream life there
+  # (and the round's C's).
+  S=${D}_10k_m12_wall P=${D}_10k_m12_wall_m R=results
+  [ -f "$S/iterate/round_001/controller/controller.pt" ] || { echo "random10k-m12-wall's round has not finished" >&2; exit 1; }
+  if [ ! -f "$P/config.json" ]; then  # the round's M and C (the calibration dreams the run's C beside random play)
+    mkdir -p "$P" && cp -al "${D}_10k_pool/latents" "$P"/
+    cp -r "$S"/{config.json,collect.json,encode.json,train-vae.json,vae} "$S"/iterate/round_001/{rnn,controller} "$P"/
+  fi
+  $PY scripts/cross_dream.py results/doom_cross_dream_m12_wall "bash scripts/doom_results.sh m12-wall-diagnostics $D" \
+    --runs "${D}_10k_m12_restarts" "$P" --controllers \
+    "random10k (tau 1.0, 3 restarts)=$R/doom_random10k/controller/controller.pt@825.9" \
+    "threshold 0.25=$R/doom_random10k_threshold/thr025/controller/controller.pt@836.9" \
+    "random3k, tau 1.0, 3 restarts=$R/doom_random3k/controller_tau1_restarts/controller.pt@807.2" \
+    "mixed-data M, threshold 0.5=$R/doom_random10k_mix_thr05/controller/controller.pt@803.8" \
+    "random10k-m12 (1 restart)=$R/doom_random10k_m12/controller/controller.pt@183.4" \
+    "dropout M, dropout dreams=$R/doom_random10k_dropout/controller/controller.pt@178.7" \
+    "mix-both M, threshold 0.5=$R/doom_random10k_mix_both/controller/controller.pt@173.0"
+  $PY scripts/doom_dream_calibration.py "$P" results/doom_dream_calibration_m12_wall \
+    "bash scripts/doom_results.sh m12-wall-diagnostics $D" --temperatures 1.0 --thresholds 0.25 0.5 0.75 0.9 --rollouts 128
   ;;
 random10k-ensemble)
   # Named before it ran (session 18), after random10k-m12-warm (725.4): CMA-ES from random10k's C in the 12-epoch
