@@ -107,6 +107,10 @@
 #   bash scripts/doom_results.sh m12-wall-diagnostics [D] # after random10k-m12-wall: the cross-dream Cs and the
 #                                                 # random policy in that round's dream (no game played);
 #                                                 # results/doom_cross_dream_m12_wall.*, results/doom_dream_calibration_m12_wall.*
+#   bash scripts/doom_results.sh random10k-v [D]  # V trained longer (every 20th frame of the 10,000 random episodes,
+#                                                 # 4 epochs, from scratch), re-encoded, M from scratch (6 epochs), C
+#                                                 # from zeros; scored on 13,100,000-099 and 13,200,000-099, pooled;
+#                                                 # results/doom_random10k_v{,_pooled}.*, results/doom_random10k_v/
 #   bash scripts/doom_results.sh random10k-ensemble [D] # C from zeros scored in two Ms' dreams at once (random10k's
 #                                                 # 6-epoch M and the 12-epoch M, 8 + 8 dreams a candidate), scored on
 #                                                 # 12,500,000-099 and 12,600,000-099, pooled;
@@ -194,7 +198,7 @@ mixed_m() {  # mixed_m S P EDIT N SRC:DIGIT...: S = the 10,000 random episodes' 
     cp -r "$s"/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn} "$p"/
   fi
 }
-COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m12-warm|random10k-m24|random10k-m12-wall|m12-wall-diagnostics|random10k-ensemble|random10k-ensemble-warm|cross-dream|temperature|m-sequence"
+COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m12-warm|random10k-m24|random10k-m12-wall|m12-wall-diagnostics|random10k-v|random10k-ensemble|random10k-ensemble-warm|cross-dream|temperature|m-sequence"
 cmd=${1:?usage: doom_results.sh $COMMANDS [D]}
 D=${2:-runs/doom}
 case "$cmd" in
@@ -661,6 +665,30 @@ m12-wall-diagnostics)
     "mix-both M, threshold 0.5=$R/doom_random10k_mix_both/controller/controller.pt@173.0"
   $PY scripts/doom_dream_calibration.py "$P" results/doom_dream_calibration_m12_wall \
     "bash scripts/doom_results.sh m12-wall-diagnostics $D" --temperatures 1.0 --thresholds 0.25 0.5 0.75 0.9 --rollouts 128
+  ;;
+random10k-v)
+  # Named before it ran (session 19). V's reconstructions of mid-episode random frames (a look, no score) keep the
+  # walls and the near fireballs but lose the monsters and the small, far fireballs: C cannot dodge what z does not
+  # hold, and M cannot dream it. V (results/doom_random10k) trained 2 epochs on every 10th frame of 3,000 episodes
+  # (196,624 frame visits; recon 26.6 -> 13.6 a frame between its two epochs, still falling). Here V is trained from
+  # scratch with the same settings (z 64, batch 64, lr 1e-3, KL tolerance 0.5, seed 0) on every 20th frame of all
+  # 10,000 random episodes (env seeds 0-9,999, D_10k_dropout's) for 4 epochs (~3.1x the frame visits); every
+  # episode is encoded with it; M from scratch with random10k's settings (6 epochs, seed 0, no dropout) and length
+  # buckets of 16; C from zeros only in its dream (tau 1.0, done threshold 0.5, 64 x 16, 50 generations, one
+  # restart, seed 0; dreams start from the 10,000 episodes' first frames). Every step resumes (V and M per epoch,
+  # encode per episode, CMA-ES per generation). Scored on 13,100,000-099 (the result, whatever it is), then on
+  # 13,200,000-099; both pooled. No choice is made on real play.
+  P=${D}_10k_v
+  if [ ! -f "$P/config.json" ]; then
+    mkdir -p "$P" && cp -al "${D}_10k_dropout/episodes" "$P"/ && cp "${D}_10k_dropout/collect.json" "$P"/
+    edit_config results/doom_random10k "$P" "c['vae'].update(epochs=4, frame_stride=20); c['rnn']['length_buckets'] = 16
+c['controller']['restarts'] = 1; c['evaluate'].update(seed_start=13100000, workers=2, envs_per_worker=4)"
+  fi
+  $W train-vae --run-dir "$P" --quiet
+  $W export --run-dir "$P" --out results/doom_random10k_v  # V first: it outlives this machine's episodes
+  $W encode --run-dir "$P" --quiet
+  $W train-rnn --run-dir "$P" --quiet
+  two_blocks "$P" random10k-v 13100000 13200000 doom_random10k_v
   ;;
 random10k-ensemble)
   # Named before it ran (session 18), after random10k-m12-warm (725.4): CMA-ES from random10k's C in the 12-epoch
