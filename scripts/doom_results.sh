@@ -111,6 +111,9 @@
 #                                                 # 4 epochs, from scratch), re-encoded, M from scratch (6 epochs), C
 #                                                 # from zeros; scored on 13,100,000-099 and 13,200,000-099, pooled;
 #                                                 # results/doom_random10k_v{,_pooled}.*, results/doom_random10k_v/
+#   bash scripts/doom_results.sh vae-compare [D]  # random10k's V and random10k-v's on frames of the threshold-0.25
+#                                                 # C's play (random10k-round's collection; no game played);
+#                                                 # results/doom_vae_compare.{json,md,png}
 #   bash scripts/doom_results.sh random10k-ensemble [D] # C from zeros scored in two Ms' dreams at once (random10k's
 #                                                 # 6-epoch M and the 12-epoch M, 8 + 8 dreams a candidate), scored on
 #                                                 # 12,500,000-099 and 12,600,000-099, pooled;
@@ -198,7 +201,7 @@ mixed_m() {  # mixed_m S P EDIT N SRC:DIGIT...: S = the 10,000 random episodes' 
     cp -r "$s"/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn} "$p"/
   fi
 }
-COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m12-warm|random10k-m24|random10k-m12-wall|m12-wall-diagnostics|random10k-v|random10k-ensemble|random10k-ensemble-warm|cross-dream|temperature|m-sequence"
+COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m12-warm|random10k-m24|random10k-m12-wall|m12-wall-diagnostics|random10k-v|vae-compare|random10k-ensemble|random10k-ensemble-warm|cross-dream|temperature|m-sequence"
 cmd=${1:?usage: doom_results.sh $COMMANDS [D]}
 D=${2:-runs/doom}
 case "$cmd" in
@@ -689,6 +692,15 @@ c['controller']['restarts'] = 1; c['evaluate'].update(seed_start=13100000, worke
   $W encode --run-dir "$P" --quiet
   $W train-rnn --run-dir "$P" --quiet
   two_blocks "$P" random10k-v 13100000 13200000 doom_random10k_v
+  ;;
+vae-compare)
+  # A diagnostic, no game played (session 19): what each V keeps of frames neither saw in training (the
+  # threshold-0.25 C's play, random10k-round's collection; both Vs trained on random play only)
+  [ -f results/doom_random10k_v/vae/vae.pt ] || { echo "random10k-v's V has not finished" >&2; exit 1; }
+  $PY scripts/compare_vae.py results/doom_vae_compare "bash scripts/doom_results.sh vae-compare $D" --vaes \
+    "random10k (2 epochs, every 10th frame of 3,000 episodes)=results/doom_random10k/vae/vae.pt" \
+    "random10k-v (4 epochs, every 20th frame of 10,000 episodes)=results/doom_random10k_v/vae/vae.pt" \
+    --episodes "${D}_10k_round/episodes"
   ;;
 random10k-ensemble)
   # Named before it ran (session 18), after random10k-m12-warm (725.4): CMA-ES from random10k's C in the 12-epoch
