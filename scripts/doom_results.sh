@@ -201,6 +201,14 @@ mixed_m() {  # mixed_m S P EDIT N SRC:DIGIT...: S = the 10,000 random episodes' 
     cp -r "$s"/{config.json,collect.json,train-vae.json,encode.json,train-rnn.json,vae,rnn} "$p"/
   fi
 }
+CROSS_DREAM_CS=(  # NAME=PATH@REAL of the seven committed Cs that cross-dream and m12-wall-diagnostics dream
+  "random10k (tau 1.0, 3 restarts)=results/doom_random10k/controller/controller.pt@825.9"
+  "threshold 0.25=results/doom_random10k_threshold/thr025/controller/controller.pt@836.9"
+  "random3k, tau 1.0, 3 restarts=results/doom_random3k/controller_tau1_restarts/controller.pt@807.2"
+  "mixed-data M, threshold 0.5=results/doom_random10k_mix_thr05/controller/controller.pt@803.8"
+  "random10k-m12 (1 restart)=results/doom_random10k_m12/controller/controller.pt@183.4"
+  "dropout M, dropout dreams=results/doom_random10k_dropout/controller/controller.pt@178.7"
+  "mix-both M, threshold 0.5=results/doom_random10k_mix_both/controller/controller.pt@173.0")
 COMMANDS="quick|headline|random3k|random3k-tau|random3k-gen100|random3k-tau1-restarts|random3k-dropout|random3k-dropout05|random3k-dropout-tau|random10k|random10k-restart0|random10k-tau|random10k-pooled|random10k-m12|random10k-base|random10k-calibration|random10k-threshold|random10k-threshold-confirm|random10k-round|random10k-dropout-m|random10k-dropout-c|random10k-dropout-select|action-shares|random10k-thr025-long|random10k-mix|random10k-mix-thr05|random10k-mix-thr05-long|random10k-mix-round|random10k-mix-both|random10k-mix-both-thr09|mix-both-diagnostics|random10k-m12-restarts|random10k-m12-warm|random10k-m24|random10k-m12-wall|m12-wall-diagnostics|random10k-v|vae-compare|random10k-ensemble|random10k-ensemble-warm|cross-dream|temperature|m-sequence"
 cmd=${1:?usage: doom_results.sh $COMMANDS [D]}
 D=${2:-runs/doom}
@@ -658,14 +666,7 @@ m12-wall-diagnostics)
     cp -r "$S"/{config.json,collect.json,encode.json,train-vae.json,vae} "$S"/iterate/round_001/{rnn,controller} "$P"/
   fi
   $PY scripts/cross_dream.py results/doom_cross_dream_m12_wall "bash scripts/doom_results.sh m12-wall-diagnostics $D" \
-    --runs "${D}_10k_m12_restarts" "$P" --controllers \
-    "random10k (tau 1.0, 3 restarts)=$R/doom_random10k/controller/controller.pt@825.9" \
-    "threshold 0.25=$R/doom_random10k_threshold/thr025/controller/controller.pt@836.9" \
-    "random3k, tau 1.0, 3 restarts=$R/doom_random3k/controller_tau1_restarts/controller.pt@807.2" \
-    "mixed-data M, threshold 0.5=$R/doom_random10k_mix_thr05/controller/controller.pt@803.8" \
-    "random10k-m12 (1 restart)=$R/doom_random10k_m12/controller/controller.pt@183.4" \
-    "dropout M, dropout dreams=$R/doom_random10k_dropout/controller/controller.pt@178.7" \
-    "mix-both M, threshold 0.5=$R/doom_random10k_mix_both/controller/controller.pt@173.0"
+    --runs "${D}_10k_m12_restarts" "$P" --controllers "${CROSS_DREAM_CS[@]}"
   $PY scripts/doom_dream_calibration.py "$P" results/doom_dream_calibration_m12_wall \
     "bash scripts/doom_results.sh m12-wall-diagnostics $D" --temperatures 1.0 --thresholds 0.25 0.5 0.75 0.9 --rollouts 128
   ;;
@@ -734,16 +735,8 @@ cross-dream)
   # 256 dreams (one dream seed for all) in random10k's dream (done threshold 0.5 and 0.25) and in random10k-m12's
   # (0.5); their real scores are copied from their results files. Then the random policy's dream life in the
   # 12-epoch M's dream (collection data only), as random10k-calibration measured it for the 6-epoch M.
-  R=results
   $PY scripts/cross_dream.py results/doom_cross_dream "bash scripts/doom_results.sh cross-dream $D" \
-    --runs "${D}_10k_base" "${D}_10k_thr025" "${D}_10k_m12_restarts" --controllers \
-    "random10k (tau 1.0, 3 restarts)=$R/doom_random10k/controller/controller.pt@825.9" \
-    "threshold 0.25=$R/doom_random10k_threshold/thr025/controller/controller.pt@836.9" \
-    "random3k, tau 1.0, 3 restarts=$R/doom_random3k/controller_tau1_restarts/controller.pt@807.2" \
-    "mixed-data M, threshold 0.5=$R/doom_random10k_mix_thr05/controller/controller.pt@803.8" \
-    "random10k-m12 (1 restart)=$R/doom_random10k_m12/controller/controller.pt@183.4" \
-    "dropout M, dropout dreams=$R/doom_random10k_dropout/controller/controller.pt@178.7" \
-    "mix-both M, threshold 0.5=$R/doom_random10k_mix_both/controller/controller.pt@173.0"
+    --runs "${D}_10k_base" "${D}_10k_thr025" "${D}_10k_m12_restarts" --controllers "${CROSS_DREAM_CS[@]}"
   $PY scripts/doom_dream_calibration.py "${D}_10k_m12_restarts" results/doom_dream_calibration_m12 \
     "bash scripts/doom_results.sh cross-dream $D" --temperatures 1.0 --thresholds 0.25 0.5 0.75 0.9 --rollouts 128
   ;;
