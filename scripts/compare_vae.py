@@ -21,6 +21,7 @@ import torch
 from wm_fast.provenance import git_commit, machine_description, write_results
 from wm_fast.shards import list_episodes, load_episode
 from wm_fast.train_vae import load_vae
+from wm_fast.vae import frames_to_tensor
 
 STRIDE, EPISODES, RED, GREEN, BRIGHT_PIXELS, SCALE = 20, 50, 200, 180, 4, 3
 
@@ -28,9 +29,8 @@ STRIDE, EPISODES, RED, GREEN, BRIGHT_PIXELS, SCALE = 20, 50, 200, 180, 4, 3
 @torch.no_grad()
 def reconstruct(vae: torch.nn.Module, frames: np.ndarray) -> np.ndarray:
     """uint8 (n, 64, 64, 3) -> V's decoding of mu, float (n, 64, 64, 3) in [0, 1]."""
-    x = torch.from_numpy(frames).float().permute(0, 3, 1, 2) / 255.0
     out = []
-    for batch in x.split(256):
+    for batch in frames_to_tensor(frames).split(256):
         mu, _ = vae.encode(batch)
         out.append(vae.decode(mu).clamp(0, 1).permute(0, 2, 3, 1))
     return torch.cat(out).numpy()
@@ -51,14 +51,15 @@ def main() -> None:
     ap.add_argument("--episodes", required=True, help="folder of episode shards")
     ap.add_argument("--pictured", nargs="+", type=int, default=[0, 1, 2, 3])
     a = ap.parse_args()
-    vaes = [(spec.partition("=")[0], load_vae(spec.partition("=")[2]).eval()) for spec in a.vaes]
+    specs = [spec.partition("=")[::2] for spec in a.vaes]  # (name, path)
+    vaes = [(name, load_vae(path).eval()) for name, path in specs]
     files = list(list_episodes(a.episodes).values())[:EPISODES]
     frames = np.concatenate([load_episode(f)["frames"][::STRIDE] for f in files])
     lit = bright(frames)
     rows = []
-    for (name, vae), spec in zip(vaes, a.vaes):
+    for (name, path), (_, vae) in zip(specs, vaes):
         err = ((reconstruct(vae, frames) - frames / 255.0) ** 2).mean(axis=(1, 2, 3))
-        rows.append({"vae": name, "path": spec.partition("=")[2], "mse_all": float(err.mean()),
+        rows.append({"vae": name, "path": path, "mse_all": float(err.mean()),
                      "mse_bright": float(err[lit].mean()) if lit.any() else None})
     picture = []
     for k in a.pictured:

@@ -659,7 +659,7 @@ m12-wall-diagnostics)
   # 1.0, done threshold 0.5, the 1,000 first frames of random10k-base's pool), beside the 12-epoch M's it continued
   # from: did the wall-hugging Cs' dream life fall, and the good Cs' stay? Then the random policy's dream life there
   # (and the round's C's).
-  S=${D}_10k_m12_wall P=${D}_10k_m12_wall_m R=results
+  S=${D}_10k_m12_wall P=${D}_10k_m12_wall_m
   [ -f "$S/iterate/round_001/controller/controller.pt" ] || { echo "random10k-m12-wall's round has not finished" >&2; exit 1; }
   if [ ! -f "$P/config.json" ]; then  # the round's M and C (the calibration dreams the run's C beside random play)
     mkdir -p "$P" && cp -al "${D}_10k_pool/latents" "$P"/
